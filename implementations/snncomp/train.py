@@ -1,0 +1,171 @@
+"""The one training loop: backpropagation through time with plug-in loss terms and hooks.
+
+`fit` trains any snncomp model on a `data.Split` with cross-entropy on the time-averaged readout,
+plus extra loss terms, and calls hooks around each optimiser step. Compression methods plug in
+here instead of writing their own loop:
+
+* a **loss term** is a callable `term(step) -> scalar tensor` added to the loss (an objective such
+  as a spike-count penalty or a distillation loss, wrapped with its weight);
+* a **hook** is a `Hook` subclass whose methods run after the backward pass (edit gradients), after
+  the optimiser step (re-apply masks, project weights, regrow connections) and after each epoch.
+
+Everything is seeded: the same config gives the same weights on every run.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from . import spikes as spike_rec
+from .data import Split
+from .encoding import Encoder
+
+__all__ = ["TrainConfig", "Step", "Hook", "History", "fit", "evaluate", "predict"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (Adam with a cosine learning-rate schedule by default)."""
+
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    seed: int = 0
+    progress: bool | None = None  # None: show a bar when stderr is a terminal
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
+            raise ValueError(f"TrainConfig: need epochs >= 0, batch_size >= 1, lr > 0; got {self}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ValueError(f"TrainConfig: schedule must be 'cosine' or 'constant', got {self.schedule!r}")
+
+
+@dataclass
+class Step:
+    """What a loss term or hook sees of the current optimisation step."""
+
+    model: nn.Module
+    inputs: Tensor  # [T, B, ...] encoded batch
+    targets: Tensor  # [B]
+    logits: Tensor  # [B, classes]
+    spikes: dict[str, list[Tensor]]  # layer name -> spike tensors [T, B, ...] of this forward
+    index: int  # global step
+    epoch: int
+
+
+class Hook:
+    """Plug-in points of `fit`; override the ones you need."""
+
+    def after_backward(self, model: nn.Module, step: Step) -> None:
+        """Gradients are in `.grad`; the optimiser has not stepped yet."""
+
+    def after_step(self, model: nn.Module, step: Step) -> None:
+        """The optimiser has updated the weights."""
+
+    def after_epoch(self, model: nn.Module, epoch: int) -> None:
+        """An epoch has ended."""
+
+
+@dataclass
+class History:
+    """Per-epoch records: `loss`, `train_acc`, `test_acc` (when test data was given), `seconds`."""
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def final(self) -> dict[str, float]:
+        return self.epochs[-1] if self.epochs else {}
+
+
+LossTerm = Callable[[Step], Tensor]
+
+
+def fit(
+    model: nn.Module,
+    data: Split,
+    encoder: Encoder,
+    config: TrainConfig = TrainConfig(),
+    *,
+    loss_terms: Sequence[LossTerm] = (),
+    hooks: Sequence[Hook] = (),
+    evaluate_test: bool = True,
+    params: Sequence[nn.Parameter] | None = None,
+) -> History:
+    """Train `model` in place on `data.train_*`, return the per-epoch history.
+
+    `params` restricts the optimiser to some parameters (default: all that require grad).
+    """
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    n = data.train_x.shape[0]
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    total = max(1, config.epochs * steps_per_epoch)
+    trainable = list(params) if params is not None else [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    if config.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0)
+    show = sys.stderr.isatty() if config.progress is None else config.progress
+    history = History()
+    index = 0
+    for epoch in tqdm(range(config.epochs), desc="epochs", disable=not show, leave=False):
+        model.train()
+        t0 = time.perf_counter()
+        order = torch.randperm(n, generator=gen)
+        loss_sum, correct = 0.0, 0
+        for start in range(0, n, config.batch_size):
+            idx = order[start : start + config.batch_size]
+            x = encoder(data.train_x[idx], gen)  # [T, B, ...]
+            y = data.train_y[idx]
+            with spike_rec.record(model) as rec:
+                logits = model(x)  # [B, classes]
+            step = Step(model, x, y, logits, rec, index, epoch)
+            loss = nn.functional.cross_entropy(logits, y)
+            for term in loss_terms:
+                loss = loss + term(step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for h in hooks:
+                h.after_backward(model, step)
+            opt.step()
+            sched.step()
+            for h in hooks:
+                h.after_step(model, step)
+            loss_sum += loss.item() * len(idx)
+            correct += (logits.argmax(1) == y).sum().item()
+            index += 1
+        for h in hooks:
+            h.after_epoch(model, epoch)
+        record = {"epoch": epoch, "loss": loss_sum / n, "train_acc": correct / n,
+                  "seconds": time.perf_counter() - t0}
+        if evaluate_test:
+            record["test_acc"] = evaluate(model, data.test_x, data.test_y, encoder)
+        history.epochs.append(record)
+    return history
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: Tensor, encoder: Encoder, batch_size: int = 500, seed: int = 1234) -> Tensor:
+    """Class scores `[N, classes]` for images `x: [N, ...]` in eval mode (rate codes drawn from `seed`)."""
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    out = [model(encoder(x[i : i + batch_size], gen)) for i in range(0, x.shape[0], batch_size)]
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, encoder: Encoder, batch_size: int = 500, seed: int = 1234) -> float:
+    """Top-1 accuracy of `model` on images `x: [N, ...]` with labels `y: [N]`."""
+    return (predict(model, x, encoder, batch_size, seed).argmax(1) == y).float().mean().item()
