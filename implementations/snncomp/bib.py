@@ -31,7 +31,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
 ARXIV_RE = re.compile(r"^(\d{4}\.\d{4,5}|[a-z\-]+(\.[A-Z]{2})?/\d{7})(v\d+)?$")
 KEY_RE = re.compile(r"^[a-z][a-z0-9]*\d{4}[a-z0-9]+$")
-CITE_RE = re.compile(r"\[@([A-Za-z0-9_:\-]+(?:\s*;\s*@[A-Za-z0-9_:\-]+)*)\]")
+CITE_KEY = r"[a-z][a-z0-9]*\d{4}[a-z0-9]*"
+CITE_RE = re.compile(rf"\[@({CITE_KEY}(?:\s*;\s*@{CITE_KEY})*)\]")
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,8 @@ def problems(path: str | Path) -> list[Problem]:
                                f"duplicate key: also defined at line {prev}"))
         elif isinstance(b, ParsingFailedBlock):
             m = re.match(r"\s*@\w+\s*\{\s*([^,\s]+)", b.raw)
-            err = str(getattr(b, "error", "syntax error")).splitlines()[0]
-            out.append(Problem(str(path), b.start_line + 1, m.group(1) if m else None, f"cannot parse: {err}"))
+            err = (str(getattr(b, "error", "") or "").strip().splitlines() or ["unbalanced braces or a missing comma?"])[0]
+            out.append(Problem(str(path), b.start_line + 1, m.group(1) if m else None, f"syntax error: {err}"))
         else:
             out.append(Problem(str(path), b.start_line + 1, None, f"cannot parse block ({type(b).__name__})"))
     for e in lib.entries:

@@ -118,6 +118,7 @@ def lif_reference(
     threshold = _channel_view(threshold, x)
     v = torch.full_like(x[0], v_reset)  # V[-1] = V_reset: [B, ...]
     spikes, membrane = [], []
+    # --8<-- [start:lif_loop]
     for t in range(x.shape[0]):
         h = beta * v + x[t]  # H[t] = beta V[t-1] + X[t]
         s = surrogate(h - threshold)  # S[t] = Theta(H[t] - theta)
@@ -128,6 +129,7 @@ def lif_reference(
             v = h - threshold * s_r  # V[t] = H[t] - theta S[t]
         spikes.append(s)
         membrane.append(v)
+    # --8<-- [end:lif_loop]
     return NeuronOutput(torch.stack(spikes), torch.stack(membrane))
 
 
@@ -175,6 +177,7 @@ class _FusedLIF(torch.autograd.Function):
         beta = beta_t if beta_t is not None else ctx.beta
         T = h_all.shape[0]
         grad_h = torch.empty_like(h_all)  # dL/dH[t]
+        # --8<-- [start:lif_backward]
         carry = torch.zeros_like(h_all[0])  # dL/dH[t+1]
         for t in range(T - 1, -1, -1):
             gv = carry * beta  # dL/dV[t] through H[t+1] = beta V[t] + X[t+1]
@@ -186,6 +189,7 @@ class _FusedLIF(torch.autograd.Function):
                 gv = torch.addcmul(gv, grad_s[t], ctx.surrogate.derivative(h_all[t] - ctx.threshold))
             grad_h[t] = gv
             carry = gv
+        # --8<-- [end:lif_backward]
         grad_beta = None
         if beta_t is not None and ctx.needs_input_grad[1]:
             v_prev = torch.cat([torch.full_like(v_all[:1], ctx.v_reset), v_all[:-1]])  # V[t-1]

@@ -218,3 +218,80 @@ class Knowledge:
         pool = list(self.entries) + [c.method for c in self.cards.values()] + [m.name for m in registry.methods()]
         return difflib.get_close_matches(word, pool, n=n, cutoff=0.4) or difflib.get_close_matches(
             word.lower(), [p.lower() for p in pool], n=n, cutoff=0.2)
+
+
+# ----------------------------------------------------------------------------- validation
+
+CITING_GLOBS = ("docs/**/*.md", "papers/*.md", "implementations/**/*.py", "notebooks/*.py", "benchmarks/*.py",
+                "README.md")
+
+
+def citations(base: Path) -> dict[str, list[str]]:
+    """Every `[@key]` cited in pages, cards, docstrings, notebooks and benchmarks: key -> places."""
+    found: dict[str, list[str]] = {}
+    for pattern in CITING_GLOBS:
+        for p in sorted(base.glob(pattern)):
+            if "assets" in p.parts:
+                continue
+            for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+                for key in bib.cite_keys(line):
+                    found.setdefault(key, []).append(f"{p.relative_to(base)}:{n}")
+    return found
+
+
+def _resolves(dotted: str) -> bool:
+    import importlib
+
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def validate(k: Knowledge) -> list[str]:
+    """Every mismatch between the bibliography, the cards, the taxonomy, the registry and the
+    citations in the project (an empty list when they fit together)."""
+    out: list[str] = []
+    for c in k.cards.values():
+        if c.key not in k.entries:
+            out.append(f"{c.path}: card key {c.key!r} is not in references.bib")
+        if c.taxonomy not in k.families:
+            out.append(f"{c.path}: taxonomy {c.taxonomy!r} is not a family in taxonomy.yaml")
+        impls = k.implementations(c.key)
+        says_not = c.snncomp.lower().startswith("not implemented")
+        if impls and says_not:
+            out.append(f"{c.path}: says 'not implemented' but {', '.join(m.name for m in impls)} cite it")
+        if not impls and not says_not:
+            targets = re.findall(r"snncomp(?:\.\w+)+", c.snncomp)
+            if not targets:
+                out.append(f"{c.path}: no registered method cites it and `snncomp:` names no snncomp object, "
+                           "so it must start with 'not implemented'")
+            for t in targets:
+                if not _resolves(t):
+                    out.append(f"{c.path}: `snncomp:` names {t!r}, which does not exist")
+    for m in registry.methods():
+        if m.taxonomy not in k.families:
+            out.append(f"registry: method {m.name!r} has taxonomy {m.taxonomy!r}, not a family in taxonomy.yaml")
+        for key in m.keys:
+            if key not in k.entries:
+                out.append(f"registry: method {m.name!r} cites unknown key {key!r}")
+        if not any(key in k.cards for key in m.keys):
+            out.append(f"registry: method {m.name!r} cites no key that has a card in papers/")
+    cited = citations(k.base)
+    if k.survey_key not in k.entries:
+        out.append(f"taxonomy.yaml: survey key {k.survey_key!r} is not in references.bib")
+    for key, places in sorted(cited.items()):
+        if key not in k.entries:
+            out.append(f"{places[0]}: cites unknown key {key!r}")
+    used = set(cited) | set(k.cards) | {key for m in registry.methods() for key in m.keys} | {k.survey_key}
+    for key in sorted(set(k.entries) - used):
+        out.append(f"references.bib:{k.entries[key].start_line + 1}: entry {key!r} is cited nowhere")
+    return out

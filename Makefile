@@ -1,0 +1,34 @@
+# snncomp: two entry points. `make serve` builds and serves the site; `make test` runs every check.
+# Both create the virtual environment on first use and reuse it afterwards.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.snncomp-installed
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+
+.PHONY: env serve build test bench clean
+
+env: $(STAMP)
+
+$(STAMP): requirements.txt requirements-peers.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements.txt
+	$(PIP) --no-deps -r requirements-peers.txt
+	$(PIP) --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+serve: env
+	$(BIN)/mkdocs serve --strict -a 127.0.0.1:8000
+
+build: env
+	$(BIN)/mkdocs build --strict
+
+test: env
+	$(BIN)/python -m pytest
+
+bench: env
+	$(BIN)/python benchmarks/neurons.py
+	$(BIN)/python benchmarks/pruning.py
+
+clean:
+	rm -rf site .cache

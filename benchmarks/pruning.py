@@ -1,0 +1,189 @@
+"""Pruning benchmark on MNIST-5k: every registered pruning method on the shared baseline.
+
+    python benchmarks/pruning.py [--quick] [--jobs 2] [--only magnitude-95,timestep-reduction]
+
+For seeds 0, 1, 2 (`--quick`: seed 0 only) it trains the baseline `conv_snn()` with `Direct(4)` for
+8 epochs, runs every method on it and writes `benchmarks/results/pruning.json`: per run, the method's
+sparsity, accuracy, the dense baseline's accuracy, parameters, dense and effective synaptic
+operations and the compute-energy estimate (`energy.estimate`, fp32) per sample, wall-clock seconds;
+plus the mean over seeds. Structured pruning by firing activity also runs on an MLP baseline
+(`mlp_snn()`), and time-step reduction on a rate-coded baseline at T = 16 (`Rate(16)`). Work is
+spread over `--jobs` processes with one thread each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import torch
+
+from snncomp import data, encoding, energy, metrics, models, pruning, registry
+from snncomp.train import TrainConfig, evaluate, fit
+
+OUT = Path(__file__).resolve().parent / "results" / "pruning.json"
+
+# baselines: name -> (model factory, encoder, training config)
+BASELINES = {
+    "conv-direct4": (lambda: models.conv_snn(), encoding.Direct(4), TrainConfig(epochs=8)),
+    "mlp-direct4": (lambda: models.mlp_snn(), encoding.Direct(4), TrainConfig(epochs=6)),
+    "conv-rate16": (lambda: models.conv_snn(), encoding.Rate(16), TrainConfig(epochs=4)),
+}
+
+FT = TrainConfig(epochs=3, lr=5e-4)  # fine-tuning a trained model
+TR = TrainConfig(epochs=6, lr=1e-3)  # pruning while (re)training a trained model
+
+# run name -> (registered method, baseline, options)
+RUNS = {
+    "magnitude-95": ("magnitude", "conv-direct4", dict(sparsity=0.95, config=FT)),
+    "magnitude-98": ("magnitude", "conv-direct4", dict(sparsity=0.98, config=FT)),
+    "gradual-magnitude-95": ("gradual-magnitude", "conv-direct4", dict(sparsity=0.95, config=TR)),
+    "gradual-magnitude-98": ("gradual-magnitude", "conv-direct4", dict(sparsity=0.98, config=TR)),
+    "lottery-ticket-95": ("lottery-ticket", "conv-direct4",
+                          dict(sparsity=0.95, rounds=3, config=FT, dense_config=TrainConfig(epochs=0))),
+    "grad-rewiring-95": ("grad-rewiring", "conv-direct4",
+                         dict(sparsity=0.95, config=TR, finetune=TrainConfig(epochs=1, lr=5e-4))),
+    "prune-regrow-95": ("prune-regrow", "conv-direct4", dict(sparsity=0.95, config=TR)),
+    "admm-95": ("admm", "conv-direct4", dict(sparsity=0.95, config=TrainConfig(epochs=4, lr=1e-3), finetune=FT)),
+    "soft-threshold-95": ("soft-threshold", "conv-direct4",
+                          dict(sparsity=0.95, config=TR, finetune=TrainConfig(epochs=1, lr=5e-4))),
+    "channel-slimming-50": ("channel-slimming", "conv-direct4", dict(sparsity=0.5, config=FT, finetune=FT)),
+    "activity-pruning-conv-50": ("activity-pruning", "conv-direct4", dict(sparsity=0.5, config=FT)),
+    "activity-pruning-mlp-50": ("activity-pruning", "mlp-direct4", dict(sparsity=0.5, config=FT)),
+    "timestep-reduction": ("timestep-reduction", "conv-rate16",
+                           dict(steps=(8, 4, 2, 1), config=TrainConfig(epochs=2, lr=5e-4), keep_models=True)),
+}
+
+
+def _split() -> data.Split:
+    return data.mnist5k()
+
+
+def _measure(model, split, enc) -> dict:
+    rep = metrics.measure(model, split.test_x, enc, split.test_y)
+    return {"accuracy": rep.accuracy, "sparsity": rep.connection_sparsity, "params": rep.params,
+            "footprint_bytes": rep.footprint_bytes, "dense_synops": rep.dense_synops,
+            "effective_synops": rep.effective_macs + rep.effective_acs,
+            "effective_macs": rep.effective_macs, "effective_acs": rep.effective_acs,
+            "spikes_per_sample": rep.spikes_per_sample, "energy_uj": energy.estimate(rep).total_uj}
+
+
+def _init() -> None:
+    torch.set_num_threads(1)
+
+
+def train_baseline(name: str, seed: int) -> dict:
+    factory, enc, cfg = BASELINES[name]
+    split = _split()
+    torch.manual_seed(seed)
+    model = models.conv_snn(seed=seed) if name.startswith("conv") else models.mlp_snn(seed=seed)
+    t0 = time.perf_counter()
+    fit(model, split, enc, TrainConfig(**{**cfg.__dict__, "seed": seed, "progress": False}), evaluate_test=False)
+    seconds = time.perf_counter() - t0
+    return {"state": model.state_dict(), "metrics": {**_measure(model, split, enc), "seconds": seconds}}
+
+
+def _seeded(cfg, seed):
+    return TrainConfig(**{**cfg.__dict__, "seed": seed, "progress": False}) if isinstance(cfg, TrainConfig) else cfg
+
+
+def run_method(run: str, seed: int, state: dict) -> dict:
+    method, base, opts = RUNS[run]
+    _, enc, _ = BASELINES[base]
+    split = _split()
+    model = models.conv_snn(seed=seed) if base.startswith("conv") else models.mlp_snn(seed=seed)
+    model.load_state_dict(state)
+    opts = {k: _seeded(v, seed) for k, v in opts.items()}
+    t0 = time.perf_counter()
+    res = registry.get(method).fn(model, split, enc, **opts)
+    seconds = time.perf_counter() - t0
+    out = {"method": method, "baseline": base, "seconds": seconds}
+    if method == "timestep-reduction":
+        out["per_T"] = {}
+        for T, m in res.info["models"].items():
+            out["per_T"][str(T)] = _measure(m, split, type(enc)(T))
+        out.update(out["per_T"][str(res.info["T"])])
+        out["accuracy_before_finetune"] = {str(k): v for k, v in res.info["accuracy_before_finetune"].items()}
+    else:
+        out.update(_measure(res.model, split, enc))
+        info = {k: v for k, v in res.info.items() if k not in ("kept", "firing_rates", "models")}
+        out["info"] = json.loads(json.dumps(info, default=str))
+    return out
+
+
+def _mean(rows: list[dict]) -> dict:
+    out = {}
+    for k, v in rows[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            vals = [r[k] for r in rows]
+            out[k] = statistics.fmean(vals)
+            if len(vals) > 1:
+                out[k + "_std"] = statistics.stdev(vals)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="seed 0 only")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--only", default="", help="comma-separated run names")
+    ap.add_argument("--output", default=str(OUT))
+    args = ap.parse_args(argv)
+    seeds = [0] if args.quick else [0, 1, 2]
+    runs = [r for r in RUNS if not args.only or r in args.only.split(",")]
+    if not runs:
+        print(f"no run matches {args.only!r}; runs: {', '.join(RUNS)}", file=sys.stderr)
+        return 2
+    bases = sorted({RUNS[r][1] for r in runs})
+    t_start = time.perf_counter()
+    # the slow rate-coded baseline first; each method starts as soon as its baseline is trained
+    bases.sort(key=lambda b: b != "conv-rate16")
+    with ProcessPoolExecutor(max_workers=args.jobs, initializer=_init) as pool:
+        base_f = {pool.submit(train_baseline, b, s): (b, s) for s in seeds for b in bases}
+        baselines, futs = {}, {}
+        for f in as_completed(base_f):
+            key = base_f[f]
+            baselines[key] = f.result()
+            print(f"baseline {key}: acc {baselines[key]['metrics']['accuracy']:.4f} "
+                  f"({baselines[key]['metrics']['seconds']:.0f} s)", flush=True)
+            for r in runs:
+                if RUNS[r][1] == key[0]:
+                    futs[pool.submit(run_method, r, key[1], baselines[key]["state"])] = (r, key[1])
+        results: dict = {}
+        for f in as_completed(futs):
+            r, s = futs[f]
+            row = f.result()
+            row["dense_accuracy"] = baselines[(RUNS[r][1], s)]["metrics"]["accuracy"]
+            row["drop"] = row["dense_accuracy"] - row["accuracy"]
+            results.setdefault(r, {})[str(s)] = row
+            print(f"{r} seed {s}: acc {row['accuracy']:.4f} (dense {row['dense_accuracy']:.4f}) "
+                  f"sparsity {row['sparsity']:.4f} params {row['params']} synops {row['dense_synops']:.3g} "
+                  f"{row['seconds']:.0f} s", flush=True)
+    out = {
+        "benchmark": "pruning", "data": "mnist5k", "seeds": seeds, "threads_per_job": 1, "jobs": args.jobs,
+        "wall_seconds": time.perf_counter() - t_start,
+        "baselines": {b: {"seeds": {str(s): baselines[(b, s)]["metrics"] for s in seeds},
+                          "mean": _mean([baselines[(b, s)]["metrics"] for s in seeds])} for b in bases},
+        "runs": {r: {"method": RUNS[r][0], "baseline": RUNS[r][1],
+                     "options": {k: (v.__dict__ if isinstance(v, TrainConfig) else v) for k, v in RUNS[r][2].items()},
+                     "seeds": dict(sorted(results[r].items())), "mean": _mean(list(results[r].values()))} for r in runs},
+    }
+    for r in runs:
+        if "per_T" in results[r][str(seeds[0])]:
+            Ts = results[r]["0"]["per_T"].keys()
+            out["runs"][r]["per_T_mean"] = {T: _mean([results[r][str(s)]["per_T"][T] for s in seeds]) for T in Ts}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(out, indent=1, default=str) + "\n")
+    print(f"wrote {args.output} in {out['wall_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

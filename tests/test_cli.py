@@ -1,0 +1,87 @@
+import csv
+import io
+import json
+
+import pytest
+
+from snncomp import cli
+
+
+def run(capsys, *args):
+    code = cli.main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cite_key_bibtex(capsys):
+    code, out, _ = run(capsys, "cite", "chen2021pruning")
+    assert code == 0 and out.startswith("@inproceedings{chen2021pruning,") and "Gradient Rewiring" in out
+
+
+def test_cite_method_text(capsys):
+    code, out, _ = run(capsys, "cite", "Grad R", "--format", "text")
+    assert code == 0 and "Chen" in out and "(2021)" in out and "doi:" in out
+
+
+def test_cite_registered_method_name(capsys):
+    code, out, _ = run(capsys, "cite", "lottery-ticket")
+    assert code == 0 and "@" in out and "frankle2019lottery" in out
+
+
+def test_unknown_key_exits_nonzero_with_closest(capsys):
+    code, _, err = run(capsys, "cite", "chen2021prunin")
+    assert code == 2 and "closest" in err and "chen2021pruning" in err
+
+
+def test_list_section_implemented(capsys):
+    code, out, _ = run(capsys, "list", "--section", "pruning", "--implemented")
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines and all(line.startswith("pruning/") and "[" in line for line in lines)
+
+
+def test_list_unknown_section(capsys):
+    code, _, err = run(capsys, "list", "--section", "prunning")
+    assert code == 2 and "pruning" in err
+
+
+def test_search(capsys):
+    code, out, _ = run(capsys, "search", "lottery", "ticket")
+    assert code == 0 and "kim2022exploring" in out
+    code, _, err = run(capsys, "search", "zzzzqqq")
+    assert code == 2
+
+
+def test_export_json_and_csv(capsys, tmp_path):
+    code, out, _ = run(capsys, "export", "--format", "json")
+    tree = json.loads(out)
+    assert code == 0 and tree["survey"] == "xie2024efficient"
+    families = [f for s in tree["sections"] for f in s["families"]]
+    assert sum(len(f["methods"]) for f in families) >= 50
+    target = tmp_path / "tax.csv"
+    code, _, _ = run(capsys, "export", "--format", "csv", "--output", str(target))
+    rows = list(csv.DictReader(io.StringIO(target.read_text())))
+    assert code == 0 and len(rows) >= 50 and {"method", "key", "taxonomy", "implemented"} <= set(rows[0])
+
+
+def test_validate_green(capsys):
+    code, out, _ = run(capsys, "validate")
+    assert code == 0 and "0 problem(s)" in out
+
+
+def test_console_script_installed():
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "snncomp"
+    assert exe.exists() or shutil.which("snncomp")
+    res = subprocess.run([str(exe) if exe.exists() else "snncomp", "cite", "nosuchkey2000x"], capture_output=True, text=True)
+    assert res.returncode == 2 and "unknown key or method" in res.stderr
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "cite" in capsys.readouterr().out

@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from snncomp import data, encoding
+
+
+def test_mnist5k_split_is_stratified_and_deterministic():
+    a, b = data.mnist5k(seed=0), data.mnist5k(seed=0)
+    assert a.train_x.shape == (4000, 1, 28, 28) and a.test_x.shape == (1000, 1, 28, 28)
+    assert torch.equal(a.train_y, b.train_y) and torch.equal(a.test_x, b.test_x)
+    assert a.test_y.bincount().tolist() == [100] * 10
+    assert 0.0 <= a.train_x.min() and a.train_x.max() <= 1.0
+    c = data.mnist5k(seed=1)
+    assert not torch.equal(a.test_x, c.test_x)
+
+
+def test_digits_split():
+    d = data.digits()
+    assert d.train_x.shape[1:] == (1, 8, 8)
+    assert d.train_x.shape[0] + d.test_x.shape[0] == 1797
+    assert d.num_classes == 10
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
+def test_impossible_fraction(fraction):
+    with pytest.raises(ValueError, match="test_fraction"):
+        data.split(torch.zeros(20, 1), torch.arange(20) % 2, fraction)
+
+
+def test_split_too_small_for_a_class():
+    x, y = torch.zeros(12, 1), torch.tensor([0] * 10 + [1] * 2)
+    with pytest.raises(ValueError, match="class 1"):
+        data.split(x, y, 0.1)
+
+
+def test_rate_code_statistics():
+    x = torch.tensor([[0.0, 0.25, 1.0]])
+    s = encoding.rate(x, 4000, torch.Generator().manual_seed(0))
+    assert s.shape == (4000, 1, 3)
+    assert s[:, 0, 0].sum() == 0 and s[:, 0, 2].sum() == 4000
+    assert abs(s[:, 0, 1].mean().item() - 0.25) < 0.03
+
+
+def test_latency_code_one_spike_early_for_bright():
+    x = torch.tensor([[1.0, 0.5, 0.0]])
+    s = encoding.latency(x, 5)
+    assert s.sum(0).tolist() == [[1.0, 1.0, 0.0]]
+    assert s[0, 0, 0] == 1 and s[2, 0, 1] == 1
+
+
+def test_direct_is_a_view():
+    x = torch.rand(2, 3)
+    d = encoding.direct(x, 4)
+    assert d.shape == (4, 2, 3) and d.stride(0) == 0
+
+
+def test_encoding_errors():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        encoding.rate(torch.tensor([2.0]), 3)
+    with pytest.raises(ValueError, match="positive integer"):
+        encoding.Rate(0)

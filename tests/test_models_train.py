@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from snncomp import data, encoding, models, train
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.digits()
+
+
+def test_conv_snn_shapes_and_rank_errors():
+    m = models.conv_snn()
+    assert m(torch.rand(3, 2, 1, 28, 28)).shape == (2, 10)
+    with pytest.raises(ValueError, match=r"expected input \[T, B, 1, 28, 28\]"):
+        m(torch.rand(2, 1, 28, 28))
+    with pytest.raises(ValueError, match="expected 784 input features"):
+        models.mlp_snn()(torch.rand(2, 2, 100))
+
+
+def test_direct_input_shortcut_is_exact():
+    m = models.conv_snn(seed=3).eval()
+    x = torch.rand(2, 1, 28, 28)
+    fast = m(encoding.direct(x, 4))  # expanded view -> first layer once
+    slow = m(encoding.direct(x, 4).contiguous())  # materialised -> first layer per step
+    assert torch.allclose(fast, slow, atol=1e-6)
+
+
+def test_same_seed_same_model_and_training(digits):
+    cfg = train.TrainConfig(epochs=1, batch_size=128, seed=5, progress=False)
+    runs = []
+    for _ in range(2):
+        m = models.conv_snn(digits.train_x.shape[1:], channels=(4, 8), seed=1)
+        h = train.fit(m, digits, encoding.Rate(3), cfg)
+        runs.append((h.final["loss"], [p.detach().clone() for p in m.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+
+
+def test_mlp_snn_learns_digits(digits):
+    m = models.mlp_snn(64, (64,), seed=0)
+    h = train.fit(m, digits, encoding.Direct(4), train.TrainConfig(epochs=4, progress=False))
+    assert h.final["test_acc"] > 0.85
+
+
+def test_loss_terms_and_hooks_are_called(digits):
+    calls = {"term": 0, "after_backward": 0, "after_step": 0, "after_epoch": 0}
+
+    class Count(train.Hook):
+        def after_backward(self, model, step):
+            assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+            calls["after_backward"] += 1
+
+        def after_step(self, model, step):
+            calls["after_step"] += 1
+
+        def after_epoch(self, model, epoch):
+            calls["after_epoch"] += 1
+
+    def spike_term(step):
+        calls["term"] += 1
+        assert step.spikes and all(s[0].shape[0] == 2 for s in step.spikes.values())  # [T=2, B, ...]
+        return 0.0 * sum(s[0].mean() for s in step.spikes.values())
+
+    m = models.mlp_snn(64, (16,))
+    small = data.Split(digits.train_x[:256], digits.train_y[:256], digits.test_x[:64], digits.test_y[:64])
+    train.fit(m, small, encoding.Direct(2), train.TrainConfig(epochs=2, batch_size=128, progress=False),
+              loss_terms=[spike_term], hooks=[Count()])
+    assert calls == {"term": 4, "after_backward": 4, "after_step": 4, "after_epoch": 2}
+
+
+def test_bad_config():
+    with pytest.raises(ValueError, match="schedule"):
+        train.TrainConfig(schedule="linear")
+    with pytest.raises(ValueError, match="neuron kind"):
+        models.conv_snn(neuron="lstm")
