@@ -3,6 +3,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+export NO_MKDOCS_2_WARNING := 1
 STAMP := $(VENV)/.snncomp-installed
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
@@ -28,6 +29,7 @@ test: env
 
 bench: env
 	$(BIN)/python benchmarks/neurons.py
+	$(BIN)/python benchmarks/baseline.py
 	$(BIN)/python benchmarks/pruning.py
 
 clean:

@@ -125,6 +125,7 @@ def main(argv=None) -> int:
     with os.fdopen(fd, "w") as fh:
         json.dump(result, fh, indent=2)
         fh.write("\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, out)
     print(json.dumps(result["rows"]), f"speedup vs fastest peer: {result['speedup_vs_fastest_peer']}x", file=sys.stderr)
     return 0

@@ -24,7 +24,7 @@ import torch
 
 from snncomp import neurons
 
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## Hodgkin-Huxley action potential

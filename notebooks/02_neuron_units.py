@@ -25,7 +25,7 @@ import torch
 
 from snncomp import data, encoding, energy, metrics, models, neurons, surrogate, train
 
-torch.manual_seed(0)
+_ = torch.manual_seed(0)
 
 # %% [markdown]
 # ## The LIF by hand

@@ -91,10 +91,13 @@ def _export(k: Knowledge, args) -> int:
         text = buf.getvalue()
     if args.output:
         out = Path(args.output)
+        if not out.parent.resolve().is_dir():
+            return _fail(f"cannot write {out}: folder {out.parent} does not exist")
         # write to a temporary file, then rename: an existing file is never left half-written
         fd, tmp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=".snncomp-")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, out)
     else:
         sys.stdout.write(text)

@@ -9,7 +9,9 @@ The discrete leaky integrate-and-fire (LIF) neuron [@gerstner2002spiking] with d
 $\\beta = 1 - 1/\\tau$ runs three steps per time step:
 
 $$H[t] = \\beta\\,V[t-1] + X[t] \\qquad \\text{(charge)}$$
+
 $$S[t] = \\Theta(H[t] - \\theta) \\qquad \\text{(fire)}$$
+
 $$V[t] = H[t](1 - S[t]) + V_{reset} S[t] \\quad\\text{(hard reset)} \\qquad V[t] = H[t] - \\theta S[t] \\quad\\text{(soft reset)}$$
 
 `membrane` holds $V[t]$ (after the reset). With the reset detached from the autograd graph (the
@@ -335,6 +337,7 @@ def hodgkin_huxley(current: Tensor, *, dt: float = 0.01) -> NeuronOutput:
     """Hodgkin-Huxley squid axon [@hodgkin1952quantitative], forward Euler with `dt` ms.
 
     $$C \\dot V = I - \\bar g_{Na} m^3 h (V - E_{Na}) - \\bar g_K n^4 (V - E_K) - g_L (V - E_L)$$
+
     $$\\dot x = \\alpha_x(V)(1 - x) - \\beta_x(V) x, \\quad x \\in \\{m, h, n\\}$$
 
     Modern sign convention (rest near -65 mV), $C = 1\\,\\mu F/cm^2$, $\\bar g_{Na}=120$,

@@ -1,4 +1,4 @@
-"""Pruning: removing synapses, neurons, channels or time steps [@xie2024efficient, section 3.1].
+"""Pruning: removing synapses, neurons, channels or time steps (section 3.1 of [@xie2024efficient]).
 
 The file keeps three things apart so they combine freely:
 
@@ -10,7 +10,7 @@ The file keeps three things apart so they combine freely:
 * **schedules**: how sparsity grows over training: one shot, the cubic schedule of gradual
   pruning (`cubic_sparsity`), a geometric schedule over the rounds of iterative pruning
   (`iterative_sparsity`), and a feedback controller (`SparsityController`) that steers the strength
-  of a regulariser so the sparsity it produces follows a schedule.
+  of a regulariser (Grad R's prior) so the sparsity it produces follows a schedule.
 
 Every method below is one registered **transform** with the same signature,
 
@@ -28,7 +28,13 @@ neuron parameters are never pruned. A global pool lets the large readout (most o
 the baseline) absorb most of the cuts while the small first convolution keeps most of its weights,
 because its weights are larger. `scope="layer"` instead prunes each layer to the same sparsity.
 Mask-based methods reach the requested sparsity exactly: the pool has exactly
-`round(sparsity * numel)` zeros.
+`round(sparsity * numel)` zeros. The penalty-driven ones (Grad R, soft threshold) cut the smallest
+survivors at the end if training left them short of it (`info["topped_up"]` says how many), and
+report more zeros if training overshot.
+
+**Structured methods** physically remove channels (ConvNet) or hidden neurons (MLP) together with
+the neuron state that belongs to them (`remove_units`); there `sparsity` is the fraction of units
+removed. **Time-step reduction** fine-tunes the same network at fewer steps.
 """
 
 from __future__ import annotations
@@ -61,14 +67,14 @@ __all__ = [
     "cubic_sparsity", "iterative_sparsity", "SparsityController",
     # methods
     "magnitude_prune", "gradual_magnitude_prune", "lottery_ticket", "grad_rewiring", "prune_regrow",
-    "admm_prune", "soft_threshold_prune", "channel_slimming", "activity_prune", "timestep_reduction",
+    "admm_prune", "soft_threshold", "soft_threshold_prune", "channel_slimming", "activity_prune", "timestep_reduction",
     "sparsity_report",
 ]
 
 Masks = dict[str, Tensor]  # layer name -> {0, 1} mask shaped like its weight
 
-FINETUNE = TrainConfig(epochs=4, lr=5e-4)  # default budget for fine-tuning a trained model
-TRAIN = TrainConfig(epochs=8, lr=1e-3)  # default budget for methods that prune while training
+FINETUNE = TrainConfig(epochs=4, lr=2e-3)  # default budget for fine-tuning a trained model
+TRAIN = TrainConfig(epochs=8, lr=2e-3)  # default budget for methods that prune while training
 
 
 @dataclass
@@ -279,7 +285,7 @@ class SparsityController(Hook):
 
     Every `every` steps: $\\lambda \\leftarrow \\lambda \\cdot f$ when the layers are less sparse
     than `target(step)`, $\\lambda \\leftarrow \\lambda / f$ otherwise. Methods whose sparsity
-    emerges from a penalty (Grad R's prior, soft thresholds) use it to hit a requested sparsity.
+    emerges from a penalty (Grad R's prior) use it to hit a requested sparsity.
     """
 
     def __init__(self, layers: dict[str, nn.Module], target: Callable[[int], float], strength: float,
@@ -619,68 +625,61 @@ def admm_prune(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: flo
     return PruneResult(net, history, {"sparsity": sparsity_of(layers), "scope": scope})
 
 
+def soft_threshold(layers: dict[str, nn.Module], sparsity: float) -> float:
+    """Shrink every weight of the pool by the magnitude $d$ of its `round(sparsity * N)`-th
+    smallest entry, so that many become exact zeros; returns $d$ (0 when already that sparse)."""
+    flat = torch.cat([m.weight.detach().abs().flatten() for m in layers.values()])  # [N]
+    k = round(sparsity * flat.numel())
+    if k == 0:
+        return 0.0
+    d = torch.kthvalue(flat, k).values  # d = k-th smallest |w|
+    with torch.no_grad():
+        for m in layers.values():
+            w = m.weight
+            w.copy_(w.sign() * (w.abs() - d).clamp_min(0))  # w = sign(w) relu(|w| - d)
+    return float(d)
+
+
 class SoftThresholdHook(Hook):
-    """ISTA-style soft thresholding after every optimiser step [@chen2023unified]:
+    """ISTA-style soft thresholding after every optimiser step with a scheduled threshold
+    [@chen2023unified]: $w \leftarrow \mathrm{sign}(w)\,\mathrm{relu}(|w| - d_t)$, the proximal
+    step of an L1 penalty, with $d_t$ the magnitude that makes the pool `sparsity(t)` sparse.
 
-    $$w \\leftarrow \\mathrm{sign}(w)\\,\\mathrm{relu}(|w| - d_l), \\qquad d_l = \\lambda\\,\\overline{|w_l|}$$
-
-    the proximal step of an L1 penalty, with a per-layer threshold $d_l$ proportional to the
-    layer's mean magnitude (layers differ in scale by an order of magnitude). Weights below the
-    threshold become exact zeros and may regrow when their gradient pushes them back out, the
-    dendritic-spine-like state transition of [@chen2022state]; the same operator is the soft
-    threshold reparameterisation $w = \\mathrm{sign}(v)\\,\\mathrm{relu}(|v| - d)$ of
-    [@kusupati2020soft] applied to the weights directly. `strength` ($\\lambda$) comes from a
-    `SparsityController`.
+    Unlike a hard mask, the survivors shrink by $d_t$ too, and a zeroed weight regrows when its
+    gradient pushes it back out of $[-d_t, d_t]$: the state transition of synapses between
+    pruned and active of [@chen2022state]. It is the soft-threshold operator
+    $w = \mathrm{sign}(v)\,\mathrm{relu}(|v| - d)$ of [@kusupati2020soft] applied to the weights
+    in place, with a threshold schedule instead of a learned threshold.
     """
 
-    def __init__(self, layers, ctrl: SparsityController, stop: int) -> None:
-        self.layers, self.ctrl, self.stop = layers, ctrl, stop
+    def __init__(self, layers, sparsity: Callable[[int], float]) -> None:
+        self.layers, self.sparsity = layers, sparsity
+        self.thresholds: list[float] = []
 
-    @torch.no_grad()
     def after_step(self, model: nn.Module, step: Step) -> None:
-        if step.index >= self.stop:
-            return
-        for m in self.layers.values():
-            w = m.weight
-            d = self.ctrl.strength * w.abs().mean()  # d_l = lambda mean|w_l|
-            w.copy_(w.sign() * (w.abs() - d).clamp_min(0))  # w = sign(w) relu(|w| - d_l)
+        self.thresholds.append(soft_threshold(self.layers, self.sparsity(step.index)))
 
 
 @register("soft-threshold", kind="transform", taxonomy="pruning/unstructured",
           keys=("chen2022state", "chen2023unified", "kusupati2020soft"),
-          summary="Soft-threshold pruning: an ISTA-style shrinkage whose strength tracks a sparsity schedule.")
+          summary="Soft-threshold pruning: ISTA-style shrinkage with a threshold scheduled to a sparsity.")
 def soft_threshold_prune(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9,
-                         config: TrainConfig | None = None, strength: float = 1e-3, end: float = 0.75,
+                         config: TrainConfig | None = None, end: float = 0.75,
                          finetune: TrainConfig | None = None) -> PruneResult:
     """Soft-threshold pruning [@kusupati2020soft; @chen2022state; @chen2023unified]: train with the
-    shrinkage of `SoftThresholdHook` until the fraction `end` of training (its strength adapted so
-    the sparsity follows the cubic schedule to `sparsity`), then train the rest with the zero set
-    frozen; any shortfall is cut by magnitude at the end."""
+    shrinkage of `SoftThresholdHook`, its target sparsity rising on the cubic schedule to
+    `sparsity` at the fraction `end` of training and held there; the last step leaves exactly
+    `round(sparsity * N)` zeros (barring ties), and `finetune` optionally retrains with them fixed."""
     check_sparsity(sparsity)
     config = config or TRAIN
     net = copy.deepcopy(model)
     layers = prunable_layers(net)
     total = _steps(data, config)
-    stop = int(end * total)
-    ctrl = SparsityController(layers, lambda t: cubic_sparsity(t, sparsity, 0.9 * stop), strength)
-    shrink = SoftThresholdHook(layers, ctrl, stop)
-    freeze = _FreezeZerosAfter(layers, stop)
-    hist = fit(net, data, encoder, config, hooks=[shrink, ctrl, freeze])
+    shrink = SoftThresholdHook(layers, lambda t: cubic_sparsity(t, sparsity, end * total))
+    hist = fit(net, data, encoder, config, hooks=[shrink])
+    soft_threshold(layers, sparsity)
     return _emergent_result(net, layers, sparsity, data, encoder, finetune, _tagged(hist, "soft-threshold"),
-                            {"final_strength": ctrl.strength})
-
-
-class _FreezeZerosAfter(MaskHook):
-    """From step `start` on, keeps the weights that are zero at that step at zero."""
-
-    def __init__(self, layers, start: int) -> None:
-        super().__init__(layers, {})
-        self.start = start
-
-    def after_step(self, model: nn.Module, step: Step) -> None:
-        if step.index + 1 == self.start:
-            self.masks = {n: (m.weight != 0).float() for n, m in self.layers.items()}
-        super().after_step(model, step)
+                            {"final_threshold": shrink.thresholds[-1] if shrink.thresholds else 0.0})
 
 
 # ============================================================================ structured mechanics
@@ -795,14 +794,17 @@ def _structured_info(model: nn.Module, pruned: nn.Module, keep: dict[int, Tensor
                   "with their neuron state.")
 def channel_slimming(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.5,
                      config: TrainConfig | None = None, l1: float = 1e-3, finetune: TrainConfig | None = None,
-                     scope: str = "global") -> PruneResult:
+                     scope: str = "layer") -> PruneResult:
     """Network slimming [@liu2017learning], made neuron-state aware.
 
     1. Sparsity training (`config`, default `FINETUNE`) with the loss term $\\lambda \\sum |\\gamma|$ on
        every BatchNorm scale.
     2. Score channel $c$ by $|\\gamma_c| / \\theta_c$ (`bn_scale_scores`) and remove the lowest
-       `sparsity` fraction of channels (over all blocks by default) with `remove_units`, which
-       also removes their neurons' `tau`/`threshold` and the weights reading them.
+       `sparsity` fraction of channels with `remove_units`, which also removes their neurons'
+       `tau`/`threshold` and the weights reading them. The paper ranks all channels globally
+       (`scope="global"`); the default here prunes every block by the same fraction, because
+       BatchNorm scales differ between blocks and a global cut can empty the first block
+       (an error: `remove_units` never deletes a whole layer).
     3. Fine-tune the smaller network (`finetune`, default `FINETUNE`).
     """
     check_sparsity(sparsity)

@@ -192,9 +192,14 @@ def render_citations(text: str, k: Knowledge, page_url: str, where: str) -> str:
 # ----------------------------------------------------------------------------- notebooks
 
 
+# modules that only serve the site and the command line: editing them does not re-run the notebooks
+_NOT_USED_BY_NOTEBOOKS = {"sitegen", "cli", "bib", "taxonomy"}
+
+
 def _notebook_hash(nb: Path, base: Path) -> str:
     h = hashlib.sha256(nb.read_bytes())
-    for p in sorted((base / "implementations" / "snncomp").glob("*.py")) + sorted((base / "benchmarks" / "results").glob("*")):
+    sources = [p for p in sorted((base / "implementations" / "snncomp").glob("*.py")) if p.stem not in _NOT_USED_BY_NOTEBOOKS]
+    for p in sources + sorted((base / "benchmarks" / "results").glob("*")):
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]
@@ -230,10 +235,8 @@ def notebook_page(nb_path: Path, base: Path, cache: Path) -> str:
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True
     body, _ = exporter.from_notebook_node(nb)
-    title = next((c.source.splitlines()[0].lstrip("# ").strip() for c in nb.cells if c.cell_type == "markdown"), nb_path.stem)
     rel = f"notebooks/{nb_path.name}"
-    return (f"---\ntitle: {title}\n---\n\n"
-            f'<p class="snn-nbnote">Rendered from <code>{rel}</code>, executed at build time; run it yourself with '
+    return (f'<p class="snn-nbnote">Rendered from <code>{rel}</code>, executed at build time; run it yourself with '
             f'<code>jupytext --to ipynb {rel}</code> or directly under <code>make test</code>.</p>\n\n'
             f'<div class="snn-notebook">\n{body}\n</div>\n')
 

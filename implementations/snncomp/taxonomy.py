@@ -173,14 +173,17 @@ class Knowledge:
             if section and c.section != section:
                 continue
             impls = self.implementations(c.key)
-            if implemented is not None and bool(impls) != implemented:
+            names = [m.name for m in impls]
+            if not names and c.snncomp.lower().startswith("implemented"):
+                names = re.findall(r"snncomp(?:\.\w+)+", c.snncomp)  # implemented outside the registry
+            if implemented is not None and bool(names) != implemented:
                 continue
             sec = next((s for s in self.sections if s.id == c.section), None)
             out.append({
                 "method": c.method, "key": c.key, "section": c.section, "family": c.family,
                 "taxonomy": c.taxonomy, "year": c.year, "venue": c.venue,
-                "implemented": ", ".join(m.name for m in impls),
-                "notebook": sec.notebook if (sec and impls) else "",
+                "implemented": ", ".join(names),
+                "notebook": sec.notebook if (sec and names) else "",
                 "title": c.title,
             })
         return out

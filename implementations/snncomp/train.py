@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import spikes as spike_rec
 from .data import Split
