@@ -190,6 +190,7 @@ def firing_rate_scores(model: nn.Module, x: Tensor, encoder: Encoder, batch_size
 # ============================================================================ masks (mechanics)
 
 
+# --8<-- [start:global_masks]
 def global_masks(scores: dict[str, Tensor], sparsity: float) -> Masks:
     """Masks zeroing exactly `round(sparsity * N)` entries: the lowest scores in one pool of N."""
     sparsity = check_sparsity(sparsity)
@@ -203,6 +204,7 @@ def global_masks(scores: dict[str, Tensor], sparsity: float) -> Masks:
         out[n] = keep[start : start + s.numel()].view_as(s).to(s.dtype)
         start += s.numel()
     return out
+# --8<-- [end:global_masks]
 
 
 def layer_masks(scores: dict[str, Tensor], sparsity: float) -> Masks:
@@ -232,6 +234,7 @@ def apply_masks(layers: dict[str, nn.Module], masks: Masks) -> None:
         layers[n].weight.mul_(m)
 
 
+# --8<-- [start:mask_hook]
 class MaskHook(Hook):
     """Keeps masked weights at zero through training: their gradients are zeroed before the
     optimiser step, and the mask is re-applied after it (Adam's momentum would move them)."""
@@ -247,6 +250,7 @@ class MaskHook(Hook):
 
     def after_step(self, model: nn.Module, step: Step) -> None:
         apply_masks(self.layers, self.masks)
+# --8<-- [end:mask_hook]
 
 
 @torch.no_grad()
@@ -265,10 +269,12 @@ def topup_to_sparsity(layers: dict[str, nn.Module], sparsity: float) -> tuple[Ma
 # ============================================================================ schedules
 
 
+# --8<-- [start:cubic]
 def cubic_sparsity(t: float, s_final: float, n: float, s_init: float = 0.0, t0: float = 0.0) -> float:
     """Gradual pruning schedule [@zhu2017prune], clamped to [t0, t0 + n]."""
     u = min(max((t - t0) / n, 0.0), 1.0) if n > 0 else 1.0
     return s_final + (s_init - s_final) * (1.0 - u) ** 3  # s_t = s_f + (s_i - s_f)(1 - (t - t0)/n)^3
+# --8<-- [end:cubic]
 
 
 def iterative_sparsity(s_final: float, rounds: int) -> list[float]:
@@ -574,6 +580,7 @@ def prune_regrow(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: f
     return PruneResult(net, _tagged(hist, "rewire"), {"sparsity": sparsity_of(layers), "rewired": hook.rewired})
 
 
+# --8<-- [start:admm]
 class ADMMHook(Hook):
     """The ADMM auxiliary variables of sparse training [@deng2021comprehensive].
 
@@ -603,6 +610,7 @@ class ADMMHook(Hook):
             with torch.no_grad():
                 for n, m in self.layers.items():
                     self.U[n] += m.weight - self.Z[n]  # U <- U + W - Z
+# --8<-- [end:admm]
 
 
 @register("admm", kind="transform", taxonomy="pruning/unstructured", keys=("deng2021comprehensive",),
@@ -729,6 +737,7 @@ def remove_units(model: nn.Module, keep: dict[int, Tensor]) -> nn.Module:
         if idx.numel() and (idx.min() < 0 or idx.max() >= n):
             raise ValueError(f"blocks.{i} has {n} units; keep indices must lie in [0, {n})")
         nxt = net.blocks[i + 1] if i + 1 < len(net.blocks) else None
+        # --8<-- [start:remove_channel]
         if isinstance(net, ConvNet):
             conv, bn = block.conv, block.bn
             conv.weight = _param(conv.weight[idx])  # [C_out', C_in, k, k]
@@ -745,6 +754,7 @@ def remove_units(model: nn.Module, keep: dict[int, Tensor]) -> nn.Module:
                 w = head.weight.view(head.out_features, n, hw)[:, idx]  # channel c owns columns cHW..(c+1)HW-1
                 head.weight = _param(w.reshape(head.out_features, -1))  # [classes, C' H W]
                 head.in_features = len(idx) * hw
+        # --8<-- [end:remove_channel]
         else:
             fc = block.fc
             fc.weight = _param(fc.weight[idx])  # [F', F_in]

@@ -3,7 +3,8 @@ taxonomy and the bibliography keys it implements.
 
 A method is one of three kinds:
 
-* **transform**: `fn(model, ...) -> new model`; the input model is left untouched;
+* **transform**: `fn(model, ...) -> new model` (or a result object carrying it as `.model`, as the
+  pruning transforms do with `PruneResult`); the input model is left untouched;
 * **objective**: `fn(tensors...) -> scalar loss term`;
 * **measure**: `fn(model, ...) -> report`.
 

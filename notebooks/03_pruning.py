@@ -1,0 +1,144 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 Pruning: synapses, channels and time steps
+#
+# Each family of the pruning section on the shared MNIST-5k baseline, with small budgets so the notebook
+# runs in about a minute: unstructured magnitude pruning at several sparsities, neuron-state-aware channel
+# pruning, and time-step reduction. The full comparison of every registered method over three seeds is the
+# benchmark `python benchmarks/pruning.py`; its committed results are loaded at the end.
+
+# %%
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from snncomp import data, encoding, energy, metrics, models, pruning, registry, train
+from snncomp.taxonomy import root
+
+_ = torch.manual_seed(0)
+split = data.mnist5k()
+enc = encoding.Direct(4)
+quick = train.TrainConfig(epochs=1, lr=1e-3, progress=False)
+
+# %% [markdown]
+# ## The dense baseline
+#
+# The same network, data and training as in notebook 02 (8 epochs, seed 0).
+
+# %%
+dense = models.conv_snn(seed=0)
+train.fit(dense, split, enc, train.TrainConfig(epochs=8, seed=0, progress=False), evaluate_test=False)
+r_dense = metrics.measure(dense, split.test_x, enc, split.test_y)
+print(f"dense: accuracy {r_dense.accuracy:.3f}, {r_dense.params} parameters, "
+      f"{r_dense.dense_synops:.3g} dense synaptic ops, {energy.estimate(r_dense).total_uj:.3f} µJ")
+print("registered pruning methods:", [m.name for m in registry.methods(section="pruning")])
+
+# %% [markdown]
+# ## Unstructured: one-shot magnitude pruning
+#
+# Zero the smallest weights in one global pool, then fine-tune one epoch with the mask held fixed. The mask
+# is exact: the pool has exactly `round(s * N)` zeros. Note what does **not** change: the parameter count,
+# the footprint and the dense synaptic operations. Only hardware that skips zero weights gains, which the
+# effective operations and the energy estimate assume.
+
+# %%
+rows = []
+for s in (0.5, 0.9, 0.95):
+    res = pruning.magnitude_prune(dense, split, enc, sparsity=s, config=quick)
+    r = metrics.measure(res.model, split.test_x, enc, split.test_y)
+    rows.append((s, r.accuracy, res.info["sparsity"], r.footprint_bytes, r.dense_synops, r.effective_acs,
+                 energy.estimate(r).total_uj))
+    assert abs(res.info["sparsity"] - s) < 1e-3
+    assert r.footprint_bytes == r_dense.footprint_bytes and r.dense_synops == r_dense.dense_synops
+print(f"{'target':>7}{'acc':>7}{'reached':>9}{'bytes':>8}{'dense ops':>11}{'eff ACs':>10}{'µJ':>7}")
+for row in rows:
+    print(f"{row[0]:>7.2f}{row[1]:>7.3f}{row[2]:>9.4f}{row[3]:>8}{row[4]:>11.3g}{row[5]:>10.3g}{row[6]:>7.3f}")
+assert rows[0][1] > r_dense.accuracy - 0.01, "50% sparsity should cost almost nothing"
+# the input model is untouched by every transform
+assert metrics.connection_sparsity(dense) == r_dense.connection_sparsity
+
+fig, ax = plt.subplots(figsize=(5, 3))
+ax.plot([r[0] for r in rows], [r[1] for r in rows], "o-", label="magnitude + 1 epoch")
+ax.axhline(r_dense.accuracy, color="k", lw=0.8, label="dense")
+ax.set(xlabel="weight sparsity", ylabel="test accuracy", title="one-shot magnitude pruning")
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# ## Structured: channels removed with their neurons
+#
+# Network slimming ranks channels by BatchNorm scale; here the score is $|\gamma_c|/\theta_c$ because the
+# channel's neurons are driven towards their threshold in that ratio. Removing a channel deletes its
+# convolution filter, its BatchNorm entries, its neurons' time constant and threshold, and the weights that
+# read it downstream, so the model physically shrinks. Before fine-tuning, the smaller model computes exactly
+# what the same-sized model computes with those channels silenced.
+
+# %%
+keep = pruning.select_units(pruning.bn_scale_scores(dense), 0.5, "layer")
+small = pruning.remove_units(dense, keep)
+silenced = pruning.mask_units(dense, keep)
+x = enc(split.test_x[:200])
+small.eval(); silenced.eval()
+with torch.no_grad():
+    same = torch.allclose(small(x), silenced(x), atol=1e-5)
+print("removed == silenced:", same)
+assert same
+
+slim = pruning.channel_slimming(dense, split, enc, sparsity=0.5, config=quick, finetune=quick)
+r_slim = metrics.measure(slim.model, split.test_x, enc, split.test_y)
+print(f"channels kept per block: {[b.conv.out_channels for b in slim.model.blocks]}")
+print(f"params {r_dense.params} -> {r_slim.params} ({1 - r_slim.params / r_dense.params:.0%} fewer), "
+      f"dense ops {r_dense.dense_synops:.3g} -> {r_slim.dense_synops:.3g} "
+      f"({1 - r_slim.dense_synops / r_dense.dense_synops:.0%} fewer), "
+      f"footprint {r_dense.footprint_bytes} -> {r_slim.footprint_bytes} bytes, accuracy {r_slim.accuracy:.3f}")
+assert r_slim.params < 0.6 * r_dense.params and r_slim.dense_synops < 0.5 * r_dense.dense_synops
+
+# %% [markdown]
+# ## Time steps
+#
+# With direct (analog) input, the conv SNN already works at very few steps: evaluating the $T = 4$ model at
+# smaller $T$ costs little, and one epoch of fine-tuning per stage recovers most of it. Time-step pruning
+# matters most where the input itself is spike-coded, as in the rate-coded $T = 16$ baseline of the
+# benchmark below.
+
+# %%
+for T in (4, 1):
+    print(f"T={T}: accuracy before fine-tuning {train.evaluate(dense, split.test_x, split.test_y, encoding.Direct(T)):.3f}")
+ts = pruning.timestep_reduction(dense, split, enc, steps=(1,), config=quick)
+print("after progressive fine-tuning:", {T: round(a, 3) for T, a in ts.info["accuracy"].items()})
+assert ts.info["accuracy"][1] > 0.9
+
+# %% [markdown]
+# ## The benchmark: every method, three seeds
+#
+# Loaded from `benchmarks/results/pruning.json` (reproduce with `python benchmarks/pruning.py`). Means over
+# seeds; `drop` is in accuracy points against each seed's dense baseline.
+
+# %%
+bench = json.loads((root() / "benchmarks" / "results" / "pruning.json").read_text())
+cols = ["run", "sparsity", "accuracy", "drop (points)", "params", "dense synops", "energy µJ"]
+print("".join(f"{c:>16}" for c in cols))
+for row in bench["table"]:
+    print("".join(f"{row[c]:>16}" if not isinstance(row[c], float) else f"{row[c]:>16.4g}" for c in cols))
+print("time steps (rate-coded baseline):", [(r["T"], r["accuracy"]) for r in bench["timesteps"]])
+mag = [r for r in bench["table"] if r["method"] == "magnitude"]
+plt.figure(figsize=(5, 3))
+plt.plot([r["sparsity"] for r in mag], [r["accuracy"] for r in mag], "o-", label="magnitude, 3 seeds")
+others = [r for r in bench["table"] if r["method"] not in ("magnitude", "channel-slimming", "activity-pruning", "timestep-reduction")]
+plt.scatter([r["sparsity"] for r in others], [r["accuracy"] for r in others], c="C1", label="other unstructured")
+plt.xlabel("weight sparsity"); plt.ylabel("test accuracy"); plt.legend(fontsize=8); plt.title("benchmark means")
+plt.show()
+assert bench["seeds"] == [0, 1, 2] and len(bench["table"]) >= 10
