@@ -36,7 +36,8 @@ def test_citations_link_to_bibliography(site):
 
 def test_paper_page_has_bibtex_and_reported_numbers(site):
     html = (site / "papers" / "chen2021pruning" / "index.html").read_text()
-    assert "@inproceedings{chen2021pruning" in html
+    text = re.sub(r"<[^>]+>", "", html)  # the BibTeX block is syntax-highlighted
+    assert "@inproceedings{chen2021pruning," in text and '<div class="highlight"' in html
     assert "reported by the paper" in html
 
 

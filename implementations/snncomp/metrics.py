@@ -22,6 +22,8 @@ multiply-accumulates (MACs).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -32,7 +34,7 @@ from . import spikes as spike_rec
 from .encoding import Encoder
 
 __all__ = ["Report", "LayerOps", "count_params", "footprint_bytes", "deployed_bits", "connection_sparsity",
-           "synops", "measure"]
+           "synops", "counting", "measure"]
 
 
 def count_params(model: nn.Module) -> int:
@@ -116,25 +118,34 @@ class Report:
         return asdict(self)
 
 
+@contextmanager
+def counting(model: nn.Module) -> Iterator[dict[str, LayerOps]]:
+    """Context manager: while active, every forward call adds each conv/linear layer's synaptic
+    operations (summed over the batch) to the yielded `{layer name: LayerOps}`."""
+    ops: dict[str, LayerOps] = {}
+
+    def hook(m, i, o, name):
+        got = _layer_ops(m, i[0], o)
+        acc = ops.setdefault(name, LayerOps())
+        acc.dense += got.dense
+        acc.macs += got.macs
+        acc.acs += got.acs
+
+    handles = [module.register_forward_hook(lambda m, i, o, name=name: hook(m, i, o, name))
+               for name, module in _weighted_layers(model)]
+    try:
+        yield ops
+    finally:
+        for h in handles:
+            h.remove()
+
+
 @torch.no_grad()
 def synops(model: nn.Module, inputs: Tensor) -> dict[str, LayerOps]:
     """Synaptic operations of each conv/linear layer for one forward of `inputs: [T, B, ...]`,
     summed over the batch (divide by `B` for per-sample numbers)."""
-    ops: dict[str, LayerOps] = {}
-    handles = []
-    for name, module in _weighted_layers(model):
-        def hook(m, i, o, name=name):
-            got = _layer_ops(m, i[0], o)
-            acc = ops.setdefault(name, LayerOps())
-            acc.dense += got.dense
-            acc.macs += got.macs
-            acc.acs += got.acs
-        handles.append(module.register_forward_hook(hook))
-    try:
+    with counting(model) as ops:
         model(inputs)
-    finally:
-        for h in handles:
-            h.remove()
     return ops
 
 
@@ -148,33 +159,22 @@ def measure(model: nn.Module, x: Tensor, encoder: Encoder, y: Tensor | None = No
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)
-    layers: dict[str, LayerOps] = {}
     spike_sum: dict[str, float] = {}
     spike_numel: dict[str, int] = {}
     correct, n = 0, x.shape[0]
-    handles = []
-    for name, module in _weighted_layers(model):
-        def hook(m, i, o, name=name):
-            got = _layer_ops(m, i[0], o)
-            acc = layers.setdefault(name, LayerOps())
-            acc.dense += got.dense
-            acc.macs += got.macs
-            acc.acs += got.acs
-        handles.append(module.register_forward_hook(hook))
     try:
-        for start in range(0, n, batch_size):
-            xb = encoder(x[start : start + batch_size], gen)  # [T, B, ...]
-            with spike_rec.record(model) as rec:
-                logits = model(xb)
-            for name, outs in rec.items():
-                for s in outs:
-                    spike_sum[name] = spike_sum.get(name, 0.0) + s.sum().item()
-                    spike_numel[name] = spike_numel.get(name, 0) + s.numel()
-            if y is not None:
-                correct += (logits.argmax(1) == y[start : start + batch_size]).sum().item()
+        with counting(model) as layers:
+            for start in range(0, n, batch_size):
+                xb = encoder(x[start : start + batch_size], gen)  # [T, B, ...]
+                with spike_rec.record(model) as rec:
+                    logits = model(xb)
+                for name, outs in rec.items():
+                    for s in outs:
+                        spike_sum[name] = spike_sum.get(name, 0.0) + s.sum().item()
+                        spike_numel[name] = spike_numel.get(name, 0) + s.numel()
+                if y is not None:
+                    correct += (logits.argmax(1) == y[start : start + batch_size]).sum().item()
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
     per = {k: LayerOps(v.dense / n, v.macs / n, v.acs / n) for k, v in layers.items()}
     total_spikes = sum(spike_sum.values())
