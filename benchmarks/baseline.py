@@ -10,16 +10,13 @@ wall-clock training time, and the metrics of `snncomp.metrics.measure` with FP32
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+import record
 import torch
 
 from snncomp import data, encoding, energy, metrics, models, train
@@ -57,17 +54,10 @@ def main(argv=None) -> int:
         secs = [r["train_seconds"] for r in rows if r["model"] == kind]
         summary.append({"model": kind, "seeds": len(acc), "mean_accuracy": round(statistics.mean(acc), 4),
                         "min_accuracy": min(acc), "mean_train_seconds": round(statistics.mean(secs), 1)})
-    result = {"benchmark": "shared baseline on MNIST-5k", "command": "python benchmarks/baseline.py",
-              "date": dt.date.today().isoformat(),
-              "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
+    result = {"benchmark": "shared baseline on MNIST-5k",
+              **record.provenance("python benchmarks/baseline.py", f"torch threads {torch.get_num_threads()}"),
               "summary": summary, "rows": rows}
-    out = Path(args.output)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".baseline-")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(result, fh, indent=2)
-        fh.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    record.write(args.output, result)
     print(json.dumps(summary), file=sys.stderr)
     return 0
 

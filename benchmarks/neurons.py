@@ -11,16 +11,13 @@ threshold 1, hard reset to 0 detached from the graph, ATan surrogate, loss = sum
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+import record
 import torch
 
 from snncomp import neurons
@@ -111,22 +108,13 @@ def main(argv=None) -> int:
             pass
     result = {
         "benchmark": "LIF forward+backward, T=25, batch 128, 1024 neurons, 2 threads (median ms)",
-        "command": "python benchmarks/neurons.py",
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
+        **record.provenance("python benchmarks/neurons.py", f"torch threads {torch.get_num_threads()}"),
         "versions": versions,
         "rows": rows,
         "speedup_vs_fastest_peer": round(fastest_peer["ms"] / ours, 2) if fastest_peer else None,
         "goal": "snncomp at least 1.5x faster than the faster peer",
     }
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=".neurons-")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(result, fh, indent=2)
-        fh.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    record.write(args.output, result)
     print(json.dumps(result["rows"]), f"speedup vs fastest peer: {result['speedup_vs_fastest_peer']}x", file=sys.stderr)
     return 0
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+import record
 import torch
 
 from snncomp import data, encoding, energy, metrics, models, pruning, registry
@@ -147,8 +147,7 @@ def main(argv=None) -> int:
                     help="recompute the summary tables of an existing result file without training")
     args = ap.parse_args(argv)
     if args.tables_only:
-        out = add_tables(json.loads(Path(args.output).read_text()))
-        Path(args.output).write_text(json.dumps(out, indent=1, default=str) + "\n")
+        record.write(args.output, add_tables(json.loads(Path(args.output).read_text())), indent=1)
         return 0
     seeds = [0] if args.quick else [0, 1, 2]
     runs = [r for r in RUNS if not args.only or r in args.only.split(",")]
@@ -208,19 +207,14 @@ def _write(output, seeds, bases, baselines, results, t_start, jobs, partial) -> 
         if rows and "per_T" in rows[0]:
             out["runs"][r]["per_T_mean"] = {T: _mean([row["per_T"][T] for row in rows]) for T in rows[0]["per_T"]}
     add_tables(out)
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    Path(output).write_text(json.dumps(out, indent=1, default=str) + "\n")
+    record.write(output, out, indent=1)
     return out
 
 
 def add_tables(out: dict) -> dict:
     """Provenance and the two summary tables the docs show, derived from the per-seed records."""
-    import datetime as dt
-    import platform
-
-    out.setdefault("command", "python benchmarks/pruning.py")
-    out.setdefault("date", dt.date.today().isoformat())
-    out.setdefault("machine", f"{platform.machine()}, {os.cpu_count()} CPUs, {out.get('jobs', 1)} jobs x 1 thread")
+    for k, v in record.provenance("python benchmarks/pruning.py", f"{out.get('jobs', 1)} jobs x 1 thread").items():
+        out.setdefault(k, v)
     table = []
     for name, run in out["runs"].items():
         m = run["mean"]

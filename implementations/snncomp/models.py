@@ -18,7 +18,7 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
-from .neurons import IF, LIF, PLIF, SpikingNeuron
+from .neurons import IF, LIF, PLIF
 from .surrogate import Surrogate
 
 __all__ = ["seq", "ConvBlock", "ConvNet", "DenseBlock", "MLP", "conv_snn", "conv_ann", "mlp_snn", "mlp_ann",
@@ -179,7 +179,3 @@ def mlp_ann(in_features: int = 784, hidden: tuple[int, ...] = (256,), num_classe
     """The same-shaped ANN of `mlp_snn`; run it with `T = 1`."""
     return mlp_snn(in_features, hidden, num_classes, neuron="relu", seed=seed)
 
-
-def spiking_neurons(model: nn.Module) -> list[tuple[str, SpikingNeuron]]:
-    """The spiking neuron modules of `model` with their qualified names."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, SpikingNeuron)]

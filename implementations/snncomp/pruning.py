@@ -125,7 +125,7 @@ def _tagged(history, phase: str) -> list[dict]:
 
 def _steps(data: Split, config: TrainConfig) -> int:
     """Optimiser steps `fit` takes with `config` on `data`."""
-    return config.epochs * math.ceil(data.train_x.shape[0] / config.batch_size)
+    return config.steps(data.train_x.shape[0])
 
 
 # ============================================================================ importance scores

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
-import posixpath
 import re
 from pathlib import Path
 
@@ -169,10 +168,7 @@ def section_table(k: Knowledge, section: str) -> str:
 
 def render_citations(text: str, k: Knowledge, page_url: str, where: str) -> str:
     """Replace `[@a; @b]` in HTML `text` with linked short citations relative to `page_url`."""
-    depth = page_url.strip("/").count("/") + (1 if page_url.strip("/") else 0)
-    if page_url and not page_url.endswith("/"):
-        depth = posixpath.dirname(page_url).count("/") + (1 if posixpath.dirname(page_url) else 0)
-    prefix = "../" * depth
+    prefix = "../" * page_url.count("/")  # "papers/x/" -> "../../", "" (home) -> ""
 
     def one(m: re.Match) -> str:
         keys = [s.strip().lstrip("@") for s in m.group(1).split(";")]

@@ -2,8 +2,8 @@
 
 `record(model)` is a context manager that captures, for every spiking neuron module, the spike
 tensor `[T, B, ...]` of each forward call. It keeps the tensors attached to the graph, so training
-objectives can penalise them. Firing rate here means spikes per neuron per time step, averaged over
-samples; spikes per sample sums over neurons and time steps.
+objectives can penalise them; `metrics.measure` turns the same records into firing rates and spikes per
+sample.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .neurons import SpikingNeuron
 
-__all__ = ["record", "firing_rate", "spike_count"]
+__all__ = ["record"]
 
 
 @contextmanager
@@ -33,12 +33,3 @@ def record(model: nn.Module) -> Iterator[dict[str, list[Tensor]]]:
         for h in handles:
             h.remove()
 
-
-def firing_rate(spikes: Tensor) -> Tensor:
-    """Mean spikes per neuron per time step of `spikes: [T, B, ...]` (a 0-dim tensor)."""
-    return spikes.mean()
-
-
-def spike_count(spikes: Tensor) -> Tensor:
-    """Spikes per sample of `spikes: [T, B, ...]`, summed over neurons and steps (a 0-dim tensor)."""
-    return spikes.sum() / spikes.shape[1]

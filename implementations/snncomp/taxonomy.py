@@ -93,6 +93,11 @@ class Card:
     def family(self) -> str:
         return self.taxonomy.split("/")[-1]
 
+    @property
+    def objects(self) -> list[str]:
+        """The snncomp objects (`snncomp.x.y`) the card's `snncomp:` field names."""
+        return re.findall(r"snncomp(?:\.\w+)+", self.snncomp)
+
 
 _FRONT = re.compile(r"\A---\n(.*?)\n---\n(.*)\Z", re.S)
 
@@ -175,7 +180,7 @@ class Knowledge:
             impls = self.implementations(c.key)
             names = [m.name for m in impls]
             if not names and c.snncomp.lower().startswith("implemented"):
-                names = re.findall(r"snncomp(?:\.\w+)+", c.snncomp)  # implemented outside the registry
+                names = c.objects  # implemented outside the registry
             if implemented is not None and bool(names) != implemented:
                 continue
             sec = next((s for s in self.sections if s.id == c.section), None)
@@ -273,7 +278,7 @@ def validate(k: Knowledge) -> list[str]:
         if impls and says_not:
             out.append(f"{c.path}: says 'not implemented' but {', '.join(m.name for m in impls)} cite it")
         if not impls and not says_not:
-            targets = re.findall(r"snncomp(?:\.\w+)+", c.snncomp)
+            targets = c.objects
             if not targets:
                 out.append(f"{c.path}: no registered method cites it and `snncomp:` names no snncomp object, "
                            "so it must start with 'not implemented'")

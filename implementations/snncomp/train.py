@@ -49,6 +49,10 @@ class TrainConfig:
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"TrainConfig: schedule must be 'cosine' or 'constant', got {self.schedule!r}")
 
+    def steps(self, samples: int) -> int:
+        """Optimiser steps `fit` takes on `samples` training examples."""
+        return self.epochs * math.ceil(samples / self.batch_size)
+
 
 @dataclass
 class Step:
@@ -108,8 +112,7 @@ def fit(
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     n = data.train_x.shape[0]
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    total = max(1, config.epochs * steps_per_epoch)
+    total = max(1, config.steps(n))
     trainable = list(params) if params is not None else [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
     if config.schedule == "cosine":
