@@ -27,10 +27,11 @@ build: env
 test: env
 	$(BIN)/python -m pytest
 
-bench: env
-	$(BIN)/python benchmarks/neurons.py
-	$(BIN)/python benchmarks/baseline.py
-	$(BIN)/python benchmarks/pruning.py
+bench: env  # every benchmarks/*.py script but record.py (the result writer they share)
+	for script in benchmarks/*.py; do \
+		[ "$$(basename $$script)" = record.py ] && continue; \
+		echo "== $$script"; $(BIN)/python $$script || exit 1; \
+	done
 
 clean:
 	rm -rf site .cache

@@ -2,8 +2,8 @@
 
     python benchmarks/pruning.py [--quick] [--jobs 2] [--only magnitude-95,timestep-reduction]
 
-For seeds 0, 1, 2 (`--quick`: seed 0 only) it trains the baseline `conv_snn()` with `Direct(4)` for
-8 epochs, runs every method on it and writes `benchmarks/results/pruning.json`: per run, the method's
+For seeds 0, 1, 2 (`--quick`: seed 0 only) it takes the baseline `conv_snn()` with `Direct(4)`, trained for
+8 epochs by the cached builder `snncomp.baselines` (trained on first use), runs every method on it and writes `benchmarks/results/pruning.json`: per run, the method's
 sparsity, accuracy, the dense baseline's accuracy, parameters, dense and effective synaptic
 operations and the compute-energy estimate (`energy.estimate`, fp32) per sample, wall-clock seconds;
 plus the mean over seeds. Structured pruning by firing activity also runs on an MLP baseline
@@ -14,7 +14,7 @@ spread over `--jobs` processes with one thread each.
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import json
 import statistics
 import sys
@@ -25,17 +25,12 @@ from pathlib import Path
 import record
 import torch
 
-from snncomp import data, encoding, energy, metrics, models, pruning, registry
-from snncomp.train import TrainConfig, evaluate, fit
+from snncomp import baselines, data, energy, metrics, registry
+from snncomp.train import TrainConfig
 
 OUT = Path(__file__).resolve().parent / "results" / "pruning.json"
 
-# baselines: name -> (model factory, encoder, training config)
-BASELINES = {
-    "conv-direct4": (lambda: models.conv_snn(), encoding.Direct(4), TrainConfig(epochs=8)),
-    "mlp-direct4": (lambda: models.mlp_snn(), encoding.Direct(4), TrainConfig(epochs=6)),
-    "conv-rate16": (lambda: models.conv_snn(), encoding.Rate(16), TrainConfig(epochs=4)),
-}
+# the baselines come from the one cached builder, `snncomp.baselines` (conv-direct4, mlp-direct4, conv-rate16)
 
 FT = TrainConfig(epochs=3, lr=2e-3)  # fine-tuning a trained model
 TR = TrainConfig(epochs=5, lr=2e-3)  # pruning while (re)training a trained model
@@ -44,27 +39,27 @@ FT2 = TrainConfig(epochs=2, lr=1e-3)  # masked fine-tuning after penalty-driven 
 # run name -> (registered method, baseline, options)
 RUNS = {
     # accuracy against sparsity for the simplest method
-    **{f"magnitude-{round(100 * s)}": ("magnitude", "conv-direct4", dict(sparsity=s, config=FT))
+    **{f"magnitude-{round(100 * s)}": ("magnitude", "conv-direct4", dict(sparsity=s, finetune=FT))
        for s in (0.8, 0.9, 0.95, 0.98)},
     # every unstructured method at 90 % sparsity
-    "gradual-magnitude-90": ("gradual-magnitude", "conv-direct4", dict(sparsity=0.9, config=TR)),
+    "gradual-magnitude-90": ("gradual-magnitude", "conv-direct4", dict(sparsity=0.9, train=TR)),
     "lottery-ticket-90": ("lottery-ticket", "conv-direct4",
-                          dict(sparsity=0.9, rounds=3, config=TrainConfig(epochs=2, lr=2e-3),
-                               dense_config=TrainConfig(epochs=0))),
-    "grad-rewiring-90": ("grad-rewiring", "conv-direct4", dict(sparsity=0.9, config=TR, finetune=FT2)),
-    "prune-regrow-90": ("prune-regrow", "conv-direct4", dict(sparsity=0.9, config=TR)),
-    "admm-90": ("admm", "conv-direct4", dict(sparsity=0.9, config=FT, finetune=FT)),
-    "soft-threshold-90": ("soft-threshold", "conv-direct4", dict(sparsity=0.9, config=TR, finetune=FT2)),
+                          dict(sparsity=0.9, rounds=3, train=TrainConfig(epochs=2, lr=2e-3),
+                               dense=TrainConfig(epochs=0))),
+    "grad-rewiring-90": ("grad-rewiring", "conv-direct4", dict(sparsity=0.9, train=TR, finetune=FT2)),
+    "prune-regrow-90": ("prune-regrow", "conv-direct4", dict(sparsity=0.9, train=TR)),
+    "admm-90": ("admm", "conv-direct4", dict(sparsity=0.9, train=FT, finetune=FT)),
+    "soft-threshold-90": ("soft-threshold", "conv-direct4", dict(sparsity=0.9, train=TR, finetune=FT2)),
     # the strongest in the one-seed trial, pushed to 95 %
-    "prune-regrow-95": ("prune-regrow", "conv-direct4", dict(sparsity=0.95, config=TR)),
+    "prune-regrow-95": ("prune-regrow", "conv-direct4", dict(sparsity=0.95, train=TR)),
     # structured
     "channel-slimming-50": ("channel-slimming", "conv-direct4",
-                            dict(sparsity=0.5, config=TrainConfig(epochs=2, lr=1e-3), finetune=FT)),
-    "activity-pruning-conv-50": ("activity-pruning", "conv-direct4", dict(sparsity=0.5, config=FT)),
-    "activity-pruning-mlp-50": ("activity-pruning", "mlp-direct4", dict(sparsity=0.5, config=FT)),
+                            dict(sparsity=0.5, train=TrainConfig(epochs=2, lr=1e-3), finetune=FT)),
+    "activity-pruning-conv-50": ("activity-pruning", "conv-direct4", dict(sparsity=0.5, finetune=FT)),
+    "activity-pruning-mlp-50": ("activity-pruning", "mlp-direct4", dict(sparsity=0.5, finetune=FT)),
     # time steps
     "timestep-reduction": ("timestep-reduction", "conv-rate16",
-                           dict(steps=(8, 4, 2, 1), config=TrainConfig(epochs=1, lr=1e-3), keep_models=True)),
+                           dict(steps=(8, 4, 2, 1), train=TrainConfig(epochs=1, lr=1e-3), keep_models=True)),
 }
 
 
@@ -86,26 +81,19 @@ def _init() -> None:
 
 
 def train_baseline(name: str, seed: int) -> dict:
-    factory, enc, cfg = BASELINES[name]
-    split = _split()
-    torch.manual_seed(seed)
-    model = models.conv_snn(seed=seed) if name.startswith("conv") else models.mlp_snn(seed=seed)
-    t0 = time.perf_counter()
-    fit(model, split, enc, TrainConfig(**{**cfg.__dict__, "seed": seed, "progress": False}), evaluate_test=False)
-    seconds = time.perf_counter() - t0
-    return {"state": model.state_dict(), "metrics": {**_measure(model, split, enc), "seconds": seconds}}
+    """The cached baseline (trained here on first use) and its metrics; `seconds` is its training time."""
+    model, enc = baselines.trained(name, seed)
+    return {"metrics": {**_measure(model, _split(), enc), "seconds": baselines.record(name, seed)["seconds"]}}
 
 
 def _seeded(cfg, seed):
     return TrainConfig(**{**cfg.__dict__, "seed": seed, "progress": False}) if isinstance(cfg, TrainConfig) else cfg
 
 
-def run_method(run: str, seed: int, state: dict) -> dict:
+def run_method(run: str, seed: int) -> dict:
     method, base, opts = RUNS[run]
-    _, enc, _ = BASELINES[base]
     split = _split()
-    model = models.conv_snn(seed=seed) if base.startswith("conv") else models.mlp_snn(seed=seed)
-    model.load_state_dict(state)
+    model, enc = baselines.trained(base, seed)
     opts = {k: _seeded(v, seed) for k, v in opts.items()}
     t0 = time.perf_counter()
     res = registry.get(method).fn(model, split, enc, **opts)
@@ -114,11 +102,11 @@ def run_method(run: str, seed: int, state: dict) -> dict:
     if method == "timestep-reduction":
         out["per_T"] = {}
         for T, m in res.info["models"].items():
-            out["per_T"][str(T)] = _measure(m, split, type(enc)(T))
+            out["per_T"][str(T)] = _measure(m, split, dataclasses.replace(enc, T=T))
         out.update(out["per_T"][str(res.info["T"])])
         out["accuracy_before_finetune"] = {str(k): v for k, v in res.info["accuracy_before_finetune"].items()}
     else:
-        out.update(_measure(res.model, split, enc))
+        out.update(_measure(res.model, split, res.encoder))
         info = {k: v for k, v in res.info.items() if k not in ("kept", "firing_rates", "models")}
         out["info"] = json.loads(json.dumps(info, default=str))
     return out
@@ -160,15 +148,15 @@ def main(argv=None) -> int:
     bases.sort(key=lambda b: b != "conv-rate16")
     with ProcessPoolExecutor(max_workers=args.jobs, initializer=_init) as pool:
         base_f = {pool.submit(train_baseline, b, s): (b, s) for s in seeds for b in bases}
-        baselines, futs = {}, {}
+        trained, futs = {}, {}
         for f in as_completed(base_f):
             key = base_f[f]
-            baselines[key] = f.result()
-            print(f"baseline {key}: acc {baselines[key]['metrics']['accuracy']:.4f} "
-                  f"({baselines[key]['metrics']['seconds']:.0f} s)", flush=True)
+            trained[key] = f.result()
+            print(f"baseline {key}: acc {trained[key]['metrics']['accuracy']:.4f} "
+                  f"({trained[key]['metrics']['seconds']:.0f} s)", flush=True)
             for r in runs:
                 if RUNS[r][1] == key[0]:
-                    futs[pool.submit(run_method, r, key[1], baselines[key]["state"])] = (r, key[1])
+                    futs[pool.submit(run_method, r, key[1])] = (r, key[1])
         results: dict = {}
         for f in as_completed(futs):
             r, s = futs[f]
@@ -178,26 +166,26 @@ def main(argv=None) -> int:
                 results.setdefault(r, {})[str(s)] = {"error": f"{type(e).__name__}: {e}"}
                 print(f"{r} seed {s}: FAILED {type(e).__name__}: {e}", flush=True)
                 continue
-            row["dense_accuracy"] = baselines[(RUNS[r][1], s)]["metrics"]["accuracy"]
+            row["dense_accuracy"] = trained[(RUNS[r][1], s)]["metrics"]["accuracy"]
             row["drop"] = row["dense_accuracy"] - row["accuracy"]
             results.setdefault(r, {})[str(s)] = row
             print(f"{r} seed {s}: acc {row['accuracy']:.4f} (dense {row['dense_accuracy']:.4f}) "
                   f"sparsity {row['sparsity']:.4f} params {row['params']} synops {row['dense_synops']:.3g} "
                   f"{row['seconds']:.0f} s", flush=True)
-            _write(args.output, seeds, bases, baselines, results, t_start, args.jobs, partial=True)
-    out = _write(args.output, seeds, bases, baselines, results, t_start, args.jobs, partial=False)
+            _write(args.output, seeds, bases, trained, results, t_start, args.jobs, partial=True)
+    out = _write(args.output, seeds, bases, trained, results, t_start, args.jobs, partial=False)
     print(f"wrote {args.output} in {out['wall_seconds']:.0f} s")
     return 0
 
 
-def _write(output, seeds, bases, baselines, results, t_start, jobs, partial) -> dict:
+def _write(output, seeds, bases, trained, results, t_start, jobs, partial) -> dict:
     runs = [r for r in RUNS if r in results]
     out = {
         "benchmark": "pruning", "data": "mnist5k", "seeds": seeds, "threads_per_job": 1, "jobs": jobs,
         "partial": partial,
         "wall_seconds": time.perf_counter() - t_start,
-        "baselines": {b: {"seeds": {str(s): baselines[(b, s)]["metrics"] for s in seeds},
-                          "mean": _mean([baselines[(b, s)]["metrics"] for s in seeds])} for b in bases},
+        "baselines": {b: {"seeds": {str(s): trained[(b, s)]["metrics"] for s in seeds},
+                          "mean": _mean([trained[(b, s)]["metrics"] for s in seeds])} for b in bases},
         "runs": {r: {"method": RUNS[r][0], "baseline": RUNS[r][1],
                      "options": {k: (v.__dict__ if isinstance(v, TrainConfig) else v) for k, v in RUNS[r][2].items()},
                      "seeds": dict(sorted(results[r].items())), "mean": _mean(_ok(results[r]))} for r in runs},

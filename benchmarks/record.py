@@ -11,8 +11,9 @@ import datetime as dt
 import json
 import os
 import platform
-import tempfile
 from pathlib import Path
+
+from snncomp.files import write_atomic
 
 
 def provenance(command: str, threads: str) -> dict:
@@ -23,11 +24,4 @@ def provenance(command: str, threads: str) -> dict:
 
 def write(path: str | Path, data: dict, indent: int = 2) -> None:
     """Write `data` as JSON to `path` atomically (temporary file, then rename), mode 0644."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}-")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=indent, default=str)
-        fh.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    write_atomic(path, json.dumps(data, indent=indent, default=str) + "\n")

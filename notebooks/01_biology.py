@@ -22,7 +22,7 @@
 import matplotlib.pyplot as plt
 import torch
 
-from snncomp import neurons
+from snncomp import biology, neurons
 
 _ = torch.manual_seed(0)
 
@@ -36,7 +36,7 @@ _ = torch.manual_seed(0)
 dt = 0.01
 t_ms = torch.arange(0, 50, dt)  # [T]
 current = torch.where(t_ms >= 5, 10.0, 0.0).unsqueeze(1)  # [T, 1]
-hh = neurons.hodgkin_huxley(current, dt=dt)
+hh = biology.hodgkin_huxley(current, dt=dt)
 fig, ax = plt.subplots(figsize=(8, 3))
 ax.plot(t_ms, hh.membrane[:, 0])
 ax.set(xlabel="time (ms)", ylabel="V (mV)", title="Hodgkin-Huxley, 10 µA/cm² step")
@@ -56,10 +56,10 @@ assert n_spikes >= 2
 # %%
 dt_i = 0.5
 steps = int(300 / dt_i)
-fig, axes = plt.subplots(len(neurons.IZHIKEVICH_PATTERNS), 1, figsize=(8, 8), sharex=True)
+fig, axes = plt.subplots(len(biology.IZHIKEVICH_PATTERNS), 1, figsize=(8, 8), sharex=True)
 counts = {}
-for ax, (name, params) in zip(axes, neurons.IZHIKEVICH_PATTERNS.items()):
-    out = neurons.izhikevich(torch.full((steps, 1), 10.0), *params, dt=dt_i)
+for ax, (name, params) in zip(axes, biology.IZHIKEVICH_PATTERNS.items()):
+    out = biology.izhikevich(torch.full((steps, 1), 10.0), *params, dt=dt_i)
     counts[name] = int(out.spikes.sum())
     ax.plot(torch.arange(steps) * dt_i, out.membrane[:, 0])
     ax.set_ylabel("v (mV)")
@@ -102,12 +102,12 @@ assert first == 6
 # %%
 hh_I = torch.linspace(0, 30, 31)
 T_hh = int(200 / dt)
-hh_fi = neurons.hodgkin_huxley(hh_I.expand(T_hh, -1).contiguous(), dt=dt)
+hh_fi = biology.hodgkin_huxley(hh_I.expand(T_hh, -1).contiguous(), dt=dt)
 hh_rate = hh_fi.spikes[int(50 / dt):].sum(0) / 0.150  # Hz over the last 150 ms
 
 iz_I = torch.linspace(0, 30, 31)
 T_iz = int(1000 / dt_i)
-iz_rate = neurons.izhikevich(iz_I.expand(T_iz, -1).contiguous(), *neurons.IZHIKEVICH_PATTERNS["regular spiking"],
+iz_rate = biology.izhikevich(iz_I.expand(T_iz, -1).contiguous(), *biology.IZHIKEVICH_PATTERNS["regular spiking"],
                              dt=dt_i).spikes.sum(0) / 1.0  # Hz over 1 s
 
 lif_I = torch.linspace(0, 1, 41)

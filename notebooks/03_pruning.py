@@ -25,22 +25,22 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from snncomp import data, encoding, energy, metrics, models, pruning, registry, train
-from snncomp.taxonomy import root
+from snncomp import baselines, data, encoding, energy, metrics, pruning, registry, train
+
+ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "benchmarks" / "results").is_dir())
 
 _ = torch.manual_seed(0)
 split = data.mnist5k()
-enc = encoding.Direct(4)
 quick = train.TrainConfig(epochs=1, lr=1e-3, progress=False)
 
 # %% [markdown]
 # ## The dense baseline
 #
-# The same network, data and training as in notebook 02 (8 epochs, seed 0).
+# The same network, data and training as in notebook 02 (8 epochs, seed 0), from the one cached builder
+# `baselines.trained`: trained once on a fresh checkout, loaded afterwards.
 
 # %%
-dense = models.conv_snn(seed=0)
-train.fit(dense, split, enc, train.TrainConfig(epochs=8, seed=0, progress=False), evaluate_test=False)
+dense, enc = baselines.trained("conv-direct4", seed=0)  # Direct(4) input
 r_dense = metrics.measure(dense, split.test_x, enc, split.test_y)
 print(f"dense: accuracy {r_dense.accuracy:.3f}, {r_dense.params} parameters, "
       f"{r_dense.dense_synops:.3g} dense synaptic ops, {energy.estimate(r_dense).total_uj:.3f} µJ")
@@ -57,7 +57,7 @@ print("registered pruning methods:", [m.name for m in registry.methods(section="
 # %%
 rows = []
 for s in (0.5, 0.9, 0.95):
-    res = pruning.magnitude_prune(dense, split, enc, sparsity=s, config=quick)
+    res = pruning.magnitude(dense, split, enc, sparsity=s, finetune=quick)
     r = metrics.measure(res.model, split.test_x, enc, split.test_y)
     rows.append((s, r.accuracy, res.info["sparsity"], r.footprint_bytes, r.dense_synops, r.effective_acs,
                  energy.estimate(r).total_uj))
@@ -97,7 +97,7 @@ with torch.no_grad():
 print("removed == silenced:", same)
 assert same
 
-slim = pruning.channel_slimming(dense, split, enc, sparsity=0.5, config=quick, finetune=quick)
+slim = pruning.channel_slimming(dense, split, enc, sparsity=0.5, train=quick, finetune=quick)
 r_slim = metrics.measure(slim.model, split.test_x, enc, split.test_y)
 print(f"channels kept per block: {[b.conv.out_channels for b in slim.model.blocks]}")
 print(f"params {r_dense.params} -> {r_slim.params} ({1 - r_slim.params / r_dense.params:.0%} fewer), "
@@ -117,9 +117,30 @@ assert r_slim.params < 0.6 * r_dense.params and r_slim.dense_synops < 0.5 * r_de
 # %%
 for T in (4, 1):
     print(f"T={T}: accuracy before fine-tuning {train.evaluate(dense, split.test_x, split.test_y, encoding.Direct(T)):.3f}")
-ts = pruning.timestep_reduction(dense, split, enc, steps=(1,), config=quick)
-print("after progressive fine-tuning:", {T: round(a, 3) for T, a in ts.info["accuracy"].items()})
-assert ts.info["accuracy"][1] > 0.9
+ts = pruning.timestep_reduction(dense, split, enc, steps=(1,), train=quick)
+print("after progressive fine-tuning:", {T: round(a, 3) for T, a in ts.info["accuracy"].items()}, "-> feed it", ts.encoder)
+assert ts.info["accuracy"][1] > 0.9 and ts.encoder.T == 1
+
+# %% [markdown]
+# ## Chaining methods: the mask travels with the model
+#
+# A pruning mask is a parametrization on the weight, so it stays in force through any later training: here
+# the 90 % magnitude-pruned model goes through time-step reduction to $T = 1$, and the zeros are still exactly
+# where they were. `compress.bake` turns the masks into plain tensors for export.
+
+# %%
+from snncomp.compress import bake
+
+pruned = pruning.magnitude(dense, split, enc, sparsity=0.9, finetune=quick)
+chained = pruning.timestep_reduction(pruned.model, split, pruned.encoder, steps=(1,), train=quick)
+s_before = pruning.sparsity_report(pruned.model)["sparsity"]
+s_after = pruning.sparsity_report(chained.model)["sparsity"]
+print(f"sparsity after pruning {s_before:.4f}, after time-step reduction {s_after:.4f}; "
+      f"accuracy at T=1: {train.evaluate(chained.model, split.test_x, split.test_y, chained.encoder):.3f}")
+print("phases:", pruned.phases(), "then", chained.phases())
+assert s_after == s_before
+exported = bake(chained.model)
+assert pruning.sparsity_report(exported)["sparsity"] == s_after
 
 # %% [markdown]
 # ## The benchmark: every method, three seeds
@@ -128,7 +149,7 @@ assert ts.info["accuracy"][1] > 0.9
 # seeds; `drop` is in accuracy points against each seed's dense baseline.
 
 # %%
-bench = json.loads((root() / "benchmarks" / "results" / "pruning.json").read_text())
+bench = json.loads((ROOT / "benchmarks" / "results" / "pruning.json").read_text())
 cols = ["run", "sparsity", "accuracy", "drop (points)", "params", "dense synops", "energy µJ"]
 print("".join(f"{c:>16}" for c in cols))
 for row in bench["table"]:

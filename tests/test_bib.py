@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from snncomp import bib
+from snncomp.kb import bib
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).parent / "fixtures"
@@ -54,3 +54,41 @@ def test_cite_keys_and_formatting():
     text = bib.format_text(e)
     assert text.startswith("Yanqi Chen, Zhaofei Yu") and "(2021)" in text and "Gradient Rewiring" in text
     assert bib.to_bibtex(e).startswith("@inproceedings{chen2021pruning,")
+
+
+def _one_entry(tmp_path, fields: str):
+    path = tmp_path / "one.bib"
+    path.write_text("@misc{doe2020entry,\n" + fields + "  year = {2020},\n  url = {https://example.org/a%27b~c}\n}\n",
+                    encoding="utf-8")
+    return bib.load(path)["doe2020entry"]
+
+
+def test_latex_is_decoded_by_the_middlewares(tmp_path):
+    e = _one_entry(tmp_path, "  author = {M{\\\"u}ller, J{\\'e}r{\\^o}me and {Smith and Sons} and others},\n"
+                             "  title = {{SNN}s --- a survey, pages 1--2, \\& more},\n")
+    title = bib.field(e, "title")
+    assert "\u2014" in title and "---" not in title  # em dash
+    assert "1\u20132" in title and "--" not in title  # en dash
+    assert title == "SNNs \u2014 a survey, pages 1\u20132, & more"
+    assert bib.authors(e) == ["M\u00fcller", "Smith and Sons", "others"]
+    assert bib.short_cite(e) == "M\u00fcller et al., 2020"
+    assert bib.format_text(e).startswith("J\u00e9r\u00f4me M\u00fcller, Smith and Sons et al. (2020).")
+    # identifiers are not LaTeX: `%` and `~` in a URL survive
+    assert bib.format_text(e).endswith("https://example.org/a%27b~c")
+    assert bib.latex_to_text("A---B -- C") == "A\u2014B \u2013 C"
+
+
+def test_bibtex_is_printed_as_written(tmp_path):
+    e = _one_entry(tmp_path, "  author = {M{\\\"u}ller, J.},\n  title = {{SNN}s --- a survey},\n")
+    assert "M{\\\"u}ller" in bib.to_bibtex(e) and "{SNN}s --- a survey" in bib.to_bibtex(e)
+
+
+def test_non_utf8_file_names_file_and_line(tmp_path):
+    path = tmp_path / "latin1.bib"
+    text = "@misc{doe2020entry,\n  author = {Doe, J.},\n  title = {Caf\u00e9},\n  year = {2020},\n  url = {https://e.org}\n}\n"
+    path.write_bytes(text.encode("latin-1"))
+    found = bib.problems(path)
+    assert len(found) == 1 and found[0].line == 3 and "not UTF-8" in found[0].message
+    with pytest.raises(bib.BibError) as err:
+        bib.load(path)
+    assert f"{path}:3:" in str(err.value)

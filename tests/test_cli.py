@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from snncomp import cli
+from snncomp.kb import cli
 
 
 def run(capsys, *args):
@@ -85,3 +85,32 @@ def test_help_lists_commands(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     assert "cite" in capsys.readouterr().out
+
+
+def test_reader_closing_early_ends_quietly():
+    """`snncomp list | head`: the reader goes away, the command ends without a traceback."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from snncomp.kb.cli import main; sys.exit(main())",
+                             "list"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parents[1])
+    proc.stdout.close()  # the reader closes before reading anything: every write hits a closed pipe
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == cli.BROKEN_PIPE, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_non_utf8_bibliography_names_file_and_line(capsys, tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    shutil.copy(root / "taxonomy.yaml", tmp_path / "taxonomy.yaml")
+    text = (root / "references.bib").read_text(encoding="utf-8")
+    line = text[:text.index("Hodgkin")].count("\n") + 1
+    (tmp_path / "references.bib").write_bytes(text.replace("Hodgkin", "H\u00f6dgkin", 1).encode("latin-1"))
+    monkeypatch.setenv("SNNCOMP_ROOT", str(tmp_path))
+    code, _, err = run(capsys, "validate")
+    assert code == 2 and f"{tmp_path / 'references.bib'}:{line}: not UTF-8" in err

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from snncomp import registry
-from snncomp.taxonomy import CardError, Knowledge, parse_card, validate
+from snncomp.kb.taxonomy import CardError, Knowledge, parse_card, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -25,9 +25,58 @@ def test_synops_on_a_hand_worked_conv_layer():
     x = torch.zeros(1, 1, 3, 3)
     x[0, 0, 1, 1] = 0.5  # one analog, non-binary input in the centre
     ops = metrics.synops(conv, x)[""]
-    assert ops.dense == 9 * 9  # 9 outputs x fan-in 9
+    # real connections only: 4 corner outputs see 4 in-bounds taps, 4 edge outputs 6, the centre 9 -> 49
+    # (not 9 outputs x 9 taps = 81: the other 32 taps fall on zero padding and connect to nothing)
+    assert ops.dense == 4 * 4 + 4 * 6 + 9 == 49
     # the centre pixel reaches all 9 outputs, through every kernel position but the zero one -> 8
     assert ops.macs == 8 and ops.acs == 0
+
+
+def test_effective_equals_dense_when_nothing_is_zero():
+    # all inputs and weights non-zero: every real connection is effective, so effective == dense
+    conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(0.5)
+    ops = metrics.synops(conv, torch.full((1, 1, 3, 3), 0.7))[""]
+    assert ops.macs == ops.dense == 49
+
+
+@pytest.mark.parametrize("kw", [dict(padding=1), dict(padding=2, stride=2), dict(padding=1, groups=2),
+                                dict(padding=2, dilation=2), dict(padding=1, padding_mode="reflect")])
+def test_dense_conv_counts_real_taps(kw):
+    # dense = every effective connection when inputs and weights are all non-zero, for any stride, groups,
+    # dilation; with reflect padding the padded taps copy real inputs, so they are connections too
+    torch.manual_seed(0)
+    conv = nn.Conv2d(4, 6, 3, bias=False, **kw)
+    with torch.no_grad():
+        conv.weight.copy_(torch.rand_like(conv.weight) + 0.1)
+    x = torch.rand(2, 4, 7, 6) + 0.1
+    ops = metrics.synops(conv, x)[""]
+    out = conv(x)
+    fan_in = conv.weight[0].numel()
+    assert ops.macs == ops.dense
+    if kw.get("padding_mode") == "reflect":
+        assert ops.dense == out.numel() * fan_in
+    else:
+        assert ops.dense < out.numel() * fan_in  # some taps fall on the zero padding
+
+
+def test_ternary_inputs_are_accumulates():
+    # inputs in {-1, 0, 1} need only additions and subtractions: ACs (as in NeuroBench)
+    fc = nn.Linear(3, 2, bias=False)
+    ops = metrics.synops(fc, torch.tensor([[1.0, -1.0, 0.0]]))[""]
+    assert ops.acs == 4 and ops.macs == 0
+
+
+def test_baseline_dense_counts():
+    # conv SNN, direct input, T = 4: conv1 once (28x28, 3x3, padding 1: 82^2 = 6724 real taps, not 784 x 9),
+    # conv2 at every step (14x14: 40^2 = 1600 real taps, not 196 x 9), head at every step
+    r = metrics.measure(models.conv_snn(seed=0), torch.rand(2, 1, 28, 28), encoding.Direct(4))
+    assert r.layers["blocks.0.conv"].dense == 6724 * 1 * 16
+    assert r.layers["blocks.1.conv"].dense == 4 * 1600 * 16 * 32
+    assert r.layers["head"].dense == 4 * 32 * 7 * 7 * 10
+    assert r.dense_synops == 3_447_104
+    assert r.neuron_updates == 4 * (16 * 28 * 28 + 32 * 14 * 14)
 
 
 def test_measure_counts_spikes_and_sparsity():
@@ -50,6 +99,25 @@ def test_measure_counts_spikes_and_sparsity():
     assert r.params == 4 * 3 + 3 + 3 * 2 + 2
     assert r.footprint_bytes == 4 * (r.params + 2 * 3)  # + tau and threshold buffers
     assert r.deployed_bits == 8 * r.footprint_bytes
+    assert r.neuron_updates == 3 * 2  # 3 neurons x 2 steps, per sample
+
+
+def test_ann_activation_sparsity_counts_relu_zeros():
+    m = models.mlp_ann(4, (3,), 2, seed=0)
+    with torch.no_grad():
+        m.blocks[0].fc.weight.copy_(torch.tensor([[1.0, 1.0, 0.0, 0.0], [-1.0, -1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]))
+        m.blocks[0].fc.bias.zero_()
+    x = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.8, 0.0]])
+    r = metrics.measure(m, x, encoding.Direct(1))
+    # hidden ReLU outputs: sample 0 -> [1, 0, 0], sample 1 -> [0, 0, 0.8]: 4 zeros of 6
+    assert r.activation_sparsity == pytest.approx(4 / 6)
+    assert r.spikes_per_sample == 0 and r.firing_rates == {} and r.neuron_updates == 0
+    # the head then sees non-binary inputs: one non-zero input per sample x 2 outputs = 2 effective MACs
+    assert r.layers["head"].macs == pytest.approx(2.0)
+    # the baseline conv ANN reports its ReLU zeros too (it reported 0 before)
+    torch.manual_seed(0)
+    r = metrics.measure(models.conv_ann(seed=0), torch.rand(4, 1, 28, 28), encoding.Direct(1))
+    assert 0.2 < r.activation_sparsity < 0.9
 
 
 def test_deployed_bits_override():
@@ -58,9 +126,14 @@ def test_deployed_bits_override():
     assert metrics.deployed_bits(m) == 100 * 4 + 10 * 32
 
 
+def _report(**kw):
+    base = dict(params=0, footprint_bytes=0, deployed_bits=0, connection_sparsity=0, activation_sparsity=0,
+                dense_synops=0.0, effective_macs=0.0, effective_acs=0.0, spikes_per_sample=0)
+    return metrics.Report(**{**base, **kw})
+
+
 def test_energy_arithmetic():
-    r = metrics.Report(params=0, footprint_bytes=0, deployed_bits=0, connection_sparsity=0, activation_sparsity=0,
-                       dense_synops=1000.0, effective_macs=100.0, effective_acs=500.0, spikes_per_sample=0)
+    r = _report(dense_synops=1000.0, effective_macs=100.0, effective_acs=500.0)
     e = energy.estimate(r, "fp32")
     assert e.mac_pj == pytest.approx(460.0) and e.ac_pj == pytest.approx(450.0) and e.total_pj == pytest.approx(910.0)
     assert energy.ann_energy(r, "fp32").total_pj == pytest.approx(4600.0)
@@ -68,3 +141,24 @@ def test_energy_arithmetic():
     assert energy.estimate(r, "int8").total_pj == pytest.approx(100 * 0.23 + 500 * 0.03)
     with pytest.raises(KeyError, match="unknown energy regime"):
         energy.estimate(r, "fp8")
+
+
+def test_energy_neuron_updates_and_comparison():
+    snn = _report(dense_synops=1000.0, effective_macs=100.0, effective_acs=500.0, neuron_updates=50.0)
+    ann = _report(dense_synops=1000.0, effective_macs=400.0)
+    e = energy.estimate(snn, "fp32")
+    assert e.total_pj == pytest.approx(910.0)  # synaptic estimate unchanged by the updates
+    assert e.neuron_updates == 50.0
+    assert e.update_mac_pj == pytest.approx(50 * 4.6) and e.update_ac_pj == pytest.approx(50 * 0.9)
+    assert e.with_updates_pj("mac") == pytest.approx(910 + 230) and e.with_updates_pj("ac") == pytest.approx(955)
+    assert energy.ann_energy(ann, "fp32").update_mac_pj == 0.0
+    c = energy.compare(snn, ann, "fp32")
+    assert c.ann_pj("dense") == pytest.approx(4600.0) and c.ann_pj("zero_skipping") == pytest.approx(1840.0)
+    expected = {("none", "dense"): 910 / 4600, ("none", "zero_skipping"): 910 / 1840,
+                ("mac", "dense"): 1140 / 4600, ("mac", "zero_skipping"): 1140 / 1840,
+                ("ac", "dense"): 955 / 4600, ("ac", "zero_skipping"): 955 / 1840}
+    assert c.ratios() == pytest.approx(expected)
+    with pytest.raises(ValueError, match="'mac' or 'ac'"):
+        e.with_updates_pj("shift")
+    with pytest.raises(ValueError, match="accounting"):
+        c.ratio(None, "sparse")

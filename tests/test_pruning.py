@@ -83,7 +83,7 @@ def test_unstructured_exact_sparsity_and_input_untouched(method, trained, split)
     from snncomp import registry
 
     before = _state(trained)
-    res = registry.get(method).fn(trained, split, ENC, sparsity=0.8, config=CFG)
+    res = registry.get(method).fn(trained, split, ENC, sparsity=0.8, train=CFG, finetune=CFG)
     assert _same(before, _state(trained))
     assert res.model is not trained
     zeros, total = _zeros(res.model)
@@ -91,39 +91,72 @@ def test_unstructured_exact_sparsity_and_input_untouched(method, trained, split)
     assert res.info["sparsity"] == pytest.approx(zeros / total)
 
 
-def test_masks_survive_optimizer_steps(trained, split):
+def test_masks_survive_plain_training(trained, split):
+    """A mask is a parametrization: a plain `fit` with no hook keeps the cut weights at zero, and the
+    stored parameter behind them gets no gradient."""
     net = copy.deepcopy(trained)
     layers = pruning.prunable_layers(net)
     masks = pruning.global_masks(pruning.magnitude_scores(layers), 0.7)
-    pruning.apply_masks(layers, masks)
-
-    class Check(pruning.MaskHook):
-        def after_backward(self, model, step):
-            super().after_backward(model, step)
-            for n, m in self.masks.items():
-                assert (self.layers[n].weight.grad[m == 0] == 0).all()
-
-        def after_step(self, model, step):
-            super().after_step(model, step)
-            for n, m in self.masks.items():
-                assert (self.layers[n].weight[m == 0] == 0).all()
-
-    fit(net, split, ENC, TrainConfig(epochs=2, batch_size=64, lr=1e-2, progress=False),
-        hooks=[Check(layers, masks)], evaluate_test=False)
-    assert sum(int((m.weight == 0).sum()) for m in layers.values()) >= sum(int((m == 0).sum()) for m in masks.values())
+    pruning.set_masks(layers, masks)
+    fit(net, split, ENC, TrainConfig(epochs=2, batch_size=64, lr=1e-2, progress=False), evaluate_test=False)
     for n, m in masks.items():
+        assert (layers[n].weight[m == 0] == 0).all()
         assert (layers[n].weight[m == 1] != 0).float().mean() > 0.99  # survivors kept training
+        assert (layers[n].parametrizations.weight.original.grad[m == 0] == 0).all()
+    assert pruning.masks_of(layers).keys() == masks.keys()
+
+
+def test_mask_equals_torch_prune_custom_mask(trained):
+    """Our mask parametrization computes what `torch.nn.utils.prune.custom_from_mask` computes."""
+    from torch.nn.utils import prune
+
+    a, b = copy.deepcopy(trained), copy.deepcopy(trained)
+    masks = pruning.global_masks(pruning.magnitude_scores(pruning.prunable_layers(a)), 0.6)
+    pruning.set_masks(pruning.prunable_layers(a), masks)
+    for n, m in pruning.prunable_layers(b).items():
+        prune.custom_from_mask(m, "weight", masks[n])
+    for n in masks:
+        assert torch.equal(pruning.prunable_layers(a)[n].weight, pruning.prunable_layers(b)[n].weight)
+
+
+def test_bake_leaves_plain_tensors(trained):
+    from snncomp.compress import bake
+
+    net = copy.deepcopy(trained)
+    layers = pruning.prunable_layers(net)
+    pruning.set_masks(layers, pruning.global_masks(pruning.magnitude_scores(layers), 0.5))
+    plain = bake(net)
+    assert pruning.masks_of(pruning.prunable_layers(plain)) is None
+    assert not any("parametrizations" in k for k in plain.state_dict())
+    x = ENC(torch.rand(3, 1, 8, 8))
+    net.eval(), plain.eval()
+    with torch.no_grad():
+        assert torch.equal(net(x), plain(x))
+
+
+def test_remove_units_keeps_masks(trained, split):
+    net = copy.deepcopy(trained)
+    layers = pruning.prunable_layers(net)
+    masks = pruning.global_masks(pruning.magnitude_scores(layers), 0.5)
+    pruning.set_masks(layers, masks)
+    small = pruning.remove_units(net, {0: torch.tensor([0, 2]), 1: torch.tensor([1, 3, 5])})
+    small_layers = pruning.prunable_layers(small)
+    assert torch.equal(pruning.masks_of(small_layers)["blocks.0.conv"], masks["blocks.0.conv"][[0, 2]])
+    assert torch.equal(pruning.masks_of(small_layers)["blocks.1.conv"], masks["blocks.1.conv"][[1, 3, 5]][:, [0, 2]])
+    zeros_before = _zeros(small)[0]
+    fit(small, split, ENC, CFG, evaluate_test=False)
+    assert _zeros(small)[0] >= zeros_before
 
 
 def test_layer_scope(trained, split):
-    res = pruning.magnitude_prune(trained, split, ENC, sparsity=0.5, config=TrainConfig(epochs=0), scope="layer")
+    res = pruning.magnitude(trained, split, ENC, sparsity=0.5, finetune=TrainConfig(epochs=0), scope="layer")
     for m in pruning.prunable_layers(res.model).values():
         assert int((m.weight == 0).sum()) == round(0.5 * m.weight.numel())
 
 
 def test_prune_regrow_keeps_density_and_rewires(trained, split):
     res = pruning.prune_regrow(trained, split, ENC, sparsity=0.6, every=2, fraction=0.3,
-                               config=TrainConfig(epochs=2, batch_size=32, progress=False))
+                               train=TrainConfig(epochs=2, batch_size=32, progress=False))
     zeros, total = _zeros(res.model)
     assert zeros == round(0.6 * total) and res.info["rewired"] > 0
 
@@ -131,7 +164,7 @@ def test_prune_regrow_keeps_density_and_rewires(trained, split):
 def test_grad_rewiring_gradient_reaches_pruned_theta():
     theta = torch.tensor([-0.5, 0.3, -0.1], requires_grad=True)
     sign = torch.tensor([1.0, -1.0, -1.0])
-    w = pruning._SignedReLU.apply(theta, sign)
+    w = pruning.hooks._SignedReLU.apply(theta, sign)
     assert torch.equal(w, torch.tensor([0.0, -0.3, 0.0]))
     w.sum().backward()
     assert torch.equal(theta.grad, sign)  # dL/dtheta = s dL/dw even where theta <= 0
@@ -189,7 +222,7 @@ def test_structured_methods_shrink(method, trained, split):
     from snncomp import registry
 
     before = _state(trained)
-    res = registry.get(method).fn(trained, split, ENC, sparsity=0.5, config=CFG)
+    res = registry.get(method).fn(trained, split, ENC, sparsity=0.5, train=CFG, finetune=CFG)
     assert _same(before, _state(trained))
     assert [b.conv.out_channels for b in res.model.blocks] == [2, 4] or \
         sum(b.conv.out_channels for b in res.model.blocks) == 6
@@ -198,7 +231,7 @@ def test_structured_methods_shrink(method, trained, split):
 
 
 def test_activity_pruning_mlp(trained_mlp, split):
-    res = pruning.activity_prune(trained_mlp, split, ENC, sparsity=0.5, config=CFG)
+    res = pruning.activity_pruning(trained_mlp, split, ENC, sparsity=0.5, finetune=CFG)
     assert res.info["units_after"] == [16, 8]
     rates = pruning.firing_rate_scores(trained_mlp, split.train_x[:100], ENC)
     kept = set(res.info["kept"][0])
@@ -220,12 +253,12 @@ def test_timestep_reduction(split):
     model = models.conv_snn((1, 8, 8), channels=(4, 8), seed=0)
     enc = encoding.Rate(4)
     before = _state(model)
-    res = pruning.timestep_reduction(model, split, enc, config=CFG, keep_models=True)
+    res = pruning.timestep_reduction(model, split, enc, train=CFG, keep_models=True)
     assert _same(before, _state(model))
     assert res.info["T"] == 1 and list(res.info["accuracy"]) == [4, 2, 1]
     assert set(res.info["models"]) == {4, 2, 1}
     with pytest.raises(ValueError, match="strictly decreasing"):
-        pruning.timestep_reduction(model, split, enc, steps=(2, 3), config=CFG)
+        pruning.timestep_reduction(model, split, enc, steps=(2, 3), train=CFG)
 
 
 # ----------------------------------------------------------------------------- errors and measure
@@ -234,14 +267,14 @@ def test_timestep_reduction(split):
 @pytest.mark.parametrize("bad", [1.2, -0.1, 1.0])
 def test_bad_sparsity(bad, trained, split):
     with pytest.raises(ValueError, match=rf"sparsity must lie in \[0, 1\), got {bad}"):
-        pruning.magnitude_prune(trained, split, ENC, sparsity=bad, config=CFG)
+        pruning.magnitude(trained, split, ENC, sparsity=bad, finetune=CFG)
 
 
 def test_unsupported_model_types(trained_mlp, split):
     with pytest.raises(TypeError, match="LSTM"):
-        pruning.magnitude_prune(nn.LSTM(3, 4), split, ENC, config=CFG)
+        pruning.magnitude(nn.LSTM(3, 4), split, ENC, finetune=CFG)
     with pytest.raises(TypeError, match="MLP"):
-        pruning.channel_slimming(trained_mlp, split, ENC, config=CFG)
+        pruning.channel_slimming(trained_mlp, split, ENC, train=CFG)
     with pytest.raises(TypeError, match="Sequential"):
         pruning.remove_units(nn.Sequential(nn.Linear(2, 2)), {0: torch.tensor([0])})
 
@@ -260,3 +293,30 @@ def test_sparsity_report(trained):
     rep = pruning.sparsity_report(net)
     assert rep["layers"]["head"]["zeros"] == 30
     assert rep["units"] == [4, 8] and rep["weights"] == sum(r["weights"] for r in rep["layers"].values())
+
+
+def test_baking_or_cutting_a_copy_leaves_the_original_masked(trained):
+    """torch shares the generated class between a parametrized module and its deep copy; removing the
+    copy's parametrization must not strip the original's."""
+    from snncomp.compress import bake
+
+    net = copy.deepcopy(trained)
+    layers = pruning.prunable_layers(net)
+    pruning.set_masks(layers, pruning.global_masks(pruning.magnitude_scores(layers), 0.5))
+    bake(net)
+    pruning.remove_units(net, {0: torch.tensor([0, 1])})
+    assert pruning.masks_of(pruning.prunable_layers(net)) is not None
+    with torch.no_grad():
+        net(ENC(torch.rand(2, 1, 8, 8)))
+
+
+def test_size_metrics_count_a_masked_weight_once(trained):
+    """The mask buffer and the stored parameter behind it are training machinery: parameters and
+    footprint of a masked model equal the dense model's, as the notebook asserts."""
+    net = copy.deepcopy(trained)
+    layers = pruning.prunable_layers(net)
+    pruning.set_masks(layers, pruning.global_masks(pruning.magnitude_scores(layers), 0.5))
+    assert metrics.count_params(net) == metrics.count_params(trained)
+    assert metrics.footprint_bytes(net) == metrics.footprint_bytes(trained)
+    assert metrics.deployed_bits(net) == metrics.deployed_bits(trained)
+    assert metrics.connection_sparsity(net) == pytest.approx(0.5, abs=1e-3)

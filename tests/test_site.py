@@ -1,5 +1,6 @@
 """The site builds with --strict, renders generated pages and notebooks, requests nothing from the
-network, and an unknown citation key stops the build."""
+network; an unknown citation key or an unresolved method link stops the build; notebooks that nbval
+ran earlier in the session are rendered from its run, not executed again."""
 
 import os
 import re
@@ -10,16 +11,26 @@ from pathlib import Path
 
 import pytest
 
+from snncomp import registry
+from snncomp.kb import pages
+
 ROOT = Path(__file__).resolve().parents[1]
 MKDOCS = [sys.executable, "-m", "mkdocs"]
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def build(tmp_path_factory):
+    """The strict build of the real site: its folder and the notebooks the build itself executed
+    (the hook logs "snncomp: executing NAME" at INFO, so the build runs without -q)."""
     out = tmp_path_factory.mktemp("site")
-    res = subprocess.run(MKDOCS + ["build", "--strict", "-q", "-d", str(out)], cwd=ROOT, capture_output=True, text=True)
+    res = subprocess.run(MKDOCS + ["build", "--strict", "-d", str(out)], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
-    return out
+    return out, set(re.findall(r"snncomp: executing (\S+)", res.stdout + res.stderr))
+
+
+@pytest.fixture(scope="module")
+def site(build):
+    return build[0]
 
 
 def test_generated_pages_exist(site):
@@ -52,6 +63,37 @@ def test_notebooks_render_with_outputs(site):
     assert "trained in" in html
 
 
+def test_notebooks_run_by_nbval_are_not_executed_again(build, nbval_cached):
+    """nbval (run first, see `testpaths`) caches each notebook it ran; the build renders those runs."""
+    if not nbval_cached:
+        pytest.skip("no notebook ran under nbval earlier in this session (the build executed them itself)")
+    _, executed = build
+    assert not executed & nbval_cached, f"executed again by the site build: {sorted(executed & nbval_cached)}"
+
+
+def test_notebooks_nav_is_generated(site):
+    html = (site / "index.html").read_text()
+    for nb in sorted((ROOT / "notebooks").glob("*.py")):
+        assert f'href="notebooks/{nb.stem}/"' in html, nb.name
+    assert "02 Neuron units" in html
+
+
+def test_api_page_documents_every_module_and_method(site):
+    html = (site / "api" / "index.html").read_text()
+    for module in pages.api_modules():
+        assert f'id="{module}"' in html, module
+    for m in registry.methods():
+        assert f'id="{m.qualname}"' in html, m.qualname
+
+
+def test_method_links_resolve_to_the_api_page(site):
+    html = (site / "pruning" / "index.html").read_text()
+    m = registry.methods("pruning")[0]
+    assert f'href="../api/#{m.qualname}"' in html
+    card = next(iter(m.keys))
+    assert f'../../api/#{m.qualname}"' in (site / "papers" / card / "index.html").read_text()
+
+
 def test_method_index_is_sortable_and_filterable(site):
     html = (site / "methods" / "index.html").read_text()
     assert 'class="snn-sortable"' in html and 'class="md-input snn-filter"' in html
@@ -76,7 +118,7 @@ def _mini_project(tmp: Path, page_text: str) -> Path:
     (tmp / "implementations" / "snncomp").mkdir(parents=True)
     (tmp / "docs").mkdir()
     (tmp / "docs" / "index.md").write_text(page_text)
-    hook = ROOT / "implementations" / "snncomp" / "sitegen.py"
+    hook = ROOT / "hooks" / "sitegen.py"
     (tmp / "mkdocs.yml").write_text(
         "site_name: t\nstrict: true\ntheme: {name: material, font: false}\n"
         f"hooks: ['{hook}']\nvalidation: {{links: {{not_found: info, unrecognized_links: info, anchors: info}}}}\n"
@@ -98,3 +140,32 @@ def test_known_citation_builds(tmp_path):
                          capture_output=True, text=True, env={**os.environ, "SNNCOMP_ROOT": str(proj)})
     assert res.returncode == 0, res.stdout + res.stderr
     assert "bibliography/#xie2024efficient" in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_unresolved_method_link_fails_the_build(tmp_path):
+    """Method links are autorefs identifiers: one the API page does not document stops a strict build."""
+    proj = _mini_project(tmp_path, "# t\n\n[`ghost`][snncomp.nowhere.ghost]\n")
+    text = (proj / "mkdocs.yml").read_text().replace("validation:", "plugins: [search, mkdocstrings]\nvalidation:")
+    (proj / "mkdocs.yml").write_text(text)
+    # no -q: MkDocs 1.6's --quiet drops warnings before --strict counts them
+    res = subprocess.run(MKDOCS + ["build", "--strict", "-d", str(tmp_path / "out")], cwd=proj,
+                         capture_output=True, text=True, env={**os.environ, "SNNCOMP_ROOT": str(proj)})
+    assert res.returncode != 0
+    unresolved = re.findall(r"(?:reference|target)[^\n]*?'?(snncomp[\w.]+)", res.stdout + res.stderr)
+    assert set(unresolved) == {"snncomp.nowhere.ghost"}, res.stdout + res.stderr
+
+
+def test_page_builders_link_methods_by_identifier():
+    from snncomp.kb.taxonomy import Knowledge
+
+    k = Knowledge.load(ROOT)
+    m = registry.methods("pruning")[0]
+    assert f"[`{m.name}`][{m.qualname}]" in pages.section_table(k, "pruning")
+    card = k.cards[next(key for key in m.keys if key in k.cards)]
+    assert f"[`{m.name}`][{m.qualname}]" in pages.card_page(k, card)
+    assert pages.notebook_title("03_pruning") == "03 Pruning"
+    assert pages.notebook_title("02_neuron_units") == "02 Neuron units"
+    modules = pages.api_modules()
+    assert modules == sorted(modules) and "snncomp.kb.bib" in modules and "snncomp.kb.pages" in modules
+    assert {m.fn.__module__ for m in registry.methods()} <= set(modules)
+    assert pages.api_page(["snncomp.a", "snncomp.b"]).count(":::") == 2

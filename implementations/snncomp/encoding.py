@@ -1,10 +1,10 @@
-"""Turning static inputs into spike trains `[T, B, ...]`.
+r"""Turning static inputs into spike trains `[T, B, ...]`.
 
 Three encoders, each a pure function of the input (and of a `torch.Generator` where it draws):
 
-* **rate** (Bernoulli): $S[t] \\sim \\mathrm{Bernoulli}(x)$ independently at each step, so the expected
+* **rate** (Bernoulli): $S[t] \sim \mathrm{Bernoulli}(x)$ independently at each step, so the expected
   spike count over $T$ steps is $T x$.
-* **latency** (time to first spike): one spike per input at $t = \\mathrm{round}((1 - x)(T - 1))$,
+* **latency** (time to first spike): one spike per input at $t = \mathrm{round}((1 - x)(T - 1))$,
   brighter pixels fire earlier; inputs at or below `cutoff` never fire.
 * **direct**: the analog value itself is the input current at every step; the first layer then does
   multiply-accumulates and becomes the encoder.

@@ -1,23 +1,26 @@
-"""Model and activity metrics, aligned with NeuroBench [@yik2025neurobench].
+r"""Model and activity metrics, aligned with NeuroBench [@yik2025neurobench].
 
 | metric | definition here | NeuroBench |
 |---|---|---|
 | `params` | number of parameters | same |
-| `footprint_bytes` | bytes of parameters and buffers, zeros included | same |
-| `deployed_bits` | $\\sum$ numel $\\times$ bits over parameters and buffers, with a module's `<name>_bits` attribute overriding the dtype width | our addition, for quantised tensors |
-| `connection_sparsity` | fraction of zero weights in conv and linear layers | same as its code |
-| `activation_sparsity` | fraction of zero outputs of the spiking layers over layers, steps and samples | same |
-| `dense_synops` | every connection of every conv and linear layer at every step it runs, per sample | same |
-| `effective_macs` | connections with a non-zero weight and a non-zero, non-binary input, per sample | same |
-| `effective_acs` | connections with a non-zero weight and a non-zero binary (spike) input, per sample | same |
+| `footprint_bytes` | bytes of parameters and buffers, zeros included; a parametrized tensor (a pruning mask) counts once, as the tensor it computes | same for plain models; NeuroBench would also count the mask and the stored parameter behind it |
+| `deployed_bits` | $\sum$ numel $\times$ bits over parameters and buffers, with a module's `<name>_bits` attribute overriding the dtype width | our addition, for quantised tensors |
+| `connection_sparsity` | fraction of zero weights in conv and linear layers | same as its code (not rounded) |
+| `activation_sparsity` | fraction of zero outputs of the activation layers (spiking neurons, `nn.ReLU`, `nn.Sigmoid`) over layers, steps and samples | same |
+| `dense_synops` | every real connection of every conv and linear layer at every step it runs, per sample; taps that fall on zero padding are not connections | same |
+| `effective_macs` | connections with a non-zero weight and a non-zero input, in layers whose input is not a spike tensor, per sample | same |
+| `effective_acs` | the same in layers whose input holds only values in $\{-1, 0, 1\}$ (spikes), per sample | same |
+| `neuron_updates` | state updates of spiking neurons: one per neuron per time step, per sample | NeuroBench's `MembraneUpdates` counts only neurons whose potential changed, and only in snnTorch neurons |
 | `spikes_per_sample` | spikes summed over neurons and steps, per sample | our addition |
 | `firing_rates` | spikes per neuron per step, for each spiking layer | our addition |
 
 Synaptic operations are counted by forward hooks on every `nn.Conv2d` and `nn.Linear` from the
-tensors the layer really receives: for a convolution, the effective count is the convolution of the
-non-zero-input indicator with the non-zero-weight indicator, summed. Bias, pooling and normalisation
-are not counted. A layer whose input holds only 0 and 1 counts accumulates (ACs), any other layer
-multiply-accumulates (MACs).
+tensors the layer really receives. For a convolution, the dense count is, summed over output
+positions, the number of kernel taps that land inside the input (with zero padding, a tap on the
+padding connects to nothing), times $C_{in}/\mathrm{groups}$ and $C_{out}$; the effective count is the
+convolution of the non-zero-input indicator with the non-zero-weight indicator, summed, so effective
+$\le$ dense always. Bias, pooling and normalisation are not counted. A layer whose input holds only
+$-1$, $0$ and $1$ counts accumulates (ACs), any other layer multiply-accumulates (MACs).
 """
 
 from __future__ import annotations
@@ -29,21 +32,37 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.nn.utils import parametrize
 
-from . import spikes as spike_rec
+from .compress import bake
 from .encoding import Encoder
+from .neurons import SpikingNeuron
+from .train import eval_batches
 
-__all__ = ["Report", "LayerOps", "count_params", "footprint_bytes", "deployed_bits", "connection_sparsity",
-           "synops", "counting", "measure"]
+__all__ = ["Report", "LayerOps", "ACTIVATIONS", "count_params", "footprint_bytes", "deployed_bits",
+           "weight_layers", "weight_sparsity", "connection_sparsity", "synops", "counting", "measure"]
+
+# modules whose outputs make up activation sparsity: spiking neurons and, as in NeuroBench, ReLU and sigmoid
+ACTIVATIONS: tuple[type[nn.Module], ...] = (SpikingNeuron, nn.ReLU, nn.Sigmoid)
+
+
+def _deployed(model: nn.Module) -> nn.Module:
+    """`model` with its parametrizations (pruning masks, quantisers) baked into the tensors they compute:
+    a mask buffer and the stored parameter behind it are training machinery, not part of the model a
+    device would hold, so the size metrics count the computed weight once."""
+    if any(parametrize.is_parametrized(m) for m in model.modules()):
+        return bake(model)
+    return model
 
 
 def count_params(model: nn.Module) -> int:
-    """Number of parameters (zeros included)."""
-    return sum(p.numel() for p in model.parameters())
+    """Number of parameters (zeros included; a parametrized weight counts once, as it computes)."""
+    return sum(p.numel() for p in _deployed(model).parameters())
 
 
 def footprint_bytes(model: nn.Module) -> int:
-    """Bytes of parameters and buffers as stored (zeros included)."""
+    """Bytes of parameters and buffers as stored (zeros included; a parametrized weight counts once)."""
+    model = _deployed(model)
     tensors = list(model.parameters()) + list(model.buffers())
     return sum(t.numel() * t.element_size() for t in tensors)
 
@@ -52,7 +71,7 @@ def deployed_bits(model: nn.Module) -> int:
     """Bits needed to deploy the tensors: numel x bit width, where a module attribute `<name>_bits`
     (e.g. `weight_bits = 4` set by a quantiser) overrides the width of its stored dtype."""
     total = 0
-    for module in model.modules():
+    for module in _deployed(model).modules():
         for name, t in list(module._parameters.items()) + list(module._buffers.items()):
             if t is None:
                 continue
@@ -61,16 +80,21 @@ def deployed_bits(model: nn.Module) -> int:
     return total
 
 
-def _weighted_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+def weight_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The `nn.Conv2d` and `nn.Linear` layers of `model` by name: the layers with synapses."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+
+
+def weight_sparsity(layers: dict[str, nn.Module]) -> float:
+    """Fraction of zero weights over `layers` (the weights they compute with; 0 for no layers)."""
+    total = sum(m.weight.numel() for m in layers.values())
+    zeros = sum(int((m.weight == 0).sum()) for m in layers.values())
+    return zeros / total if total else 0.0
 
 
 def connection_sparsity(model: nn.Module) -> float:
     """Fraction of zero weights over all conv and linear layers."""
-    layers = _weighted_layers(model)
-    total = sum(m.weight.numel() for _, m in layers)
-    zeros = sum((m.weight == 0).sum().item() for _, m in layers)
-    return zeros / total if total else 0.0
+    return weight_sparsity(weight_layers(model))
 
 
 @dataclass
@@ -82,23 +106,39 @@ class LayerOps:
     acs: float = 0.0
 
 
+def _conv_taps(module: nn.Conv2d, x: Tensor) -> float:
+    """Number of (output position, kernel tap) pairs whose tap lands on a real input, for one input
+    channel of one sample: the convolution of an all-ones image with an all-ones kernel."""
+    ones = torch.ones(1, 1, *x.shape[-2:], dtype=torch.float64)
+    kernel = torch.ones(1, 1, *module.kernel_size, dtype=torch.float64)
+    if module.padding_mode != "zeros":
+        # reflect / replicate / circular padding copies real inputs: those taps are connections too
+        ones = F.pad(ones, module._reversed_padding_repeated_twice, value=1.0)
+        padding = 0
+    else:
+        padding = module.padding
+    return F.conv2d(ones, kernel, None, module.stride, padding, module.dilation).sum().item()
+
+
 def _layer_ops(module: nn.Module, x: Tensor, out: Tensor) -> LayerOps:
     w_nz = (module.weight != 0).to(x.dtype)
     x_nz = (x != 0).to(x.dtype)
-    binary = bool(((x == 0) | (x == 1)).all())
+    # spikes (and ternary spikes) need only additions: the same test as NeuroBench's
+    binary = bool(((x == 0) | (x == 1) | (x == -1)).all())
     if isinstance(module, nn.Conv2d):
-        fan_in = module.weight[0].numel()  # C_in/groups * kh * kw
-        dense = out.numel() * fan_in
-        eff = F.conv2d(x_nz, w_nz, None, module.stride, module.padding, module.dilation, module.groups).sum().item()
+        samples = x.shape[0] if x.dim() == 4 else 1
+        dense = _conv_taps(module, x) * (module.in_channels // module.groups) * module.out_channels * samples
+        # each output entry is at most the fan-in, an exact integer; sum in float64 to keep it exact
+        eff = module._conv_forward(x_nz, w_nz, None).sum(dtype=torch.float64).item()
     else:
         dense = out.numel() * module.in_features
-        eff = (x_nz.reshape(-1, module.in_features) @ w_nz.t()).sum().item()
+        eff = (x_nz.reshape(-1, module.in_features) @ w_nz.t()).sum(dtype=torch.float64).item()
     return LayerOps(dense=float(dense), macs=0.0 if binary else eff, acs=eff if binary else 0.0)
 
 
 @dataclass
 class Report:
-    """What `measure` found; operation and spike counts are per sample, over all time steps."""
+    """What `measure` found; operation, spike and update counts are per sample, over all time steps."""
 
     params: int
     footprint_bytes: int
@@ -113,6 +153,7 @@ class Report:
     layers: dict[str, LayerOps] = field(default_factory=dict)
     accuracy: float | None = None
     samples: int = 0
+    neuron_updates: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -132,9 +173,28 @@ def counting(model: nn.Module) -> Iterator[dict[str, LayerOps]]:
         acc.acs += got.acs
 
     handles = [module.register_forward_hook(lambda m, i, o, name=name: hook(m, i, o, name))
-               for name, module in _weighted_layers(model)]
+               for name, module in weight_layers(model).items()]
     try:
         yield ops
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
+def _activity(model: nn.Module) -> Iterator[dict[str, list[float]]]:
+    """While active, add every activation layer's `[non-zero outputs, outputs]` to `{layer name: ...}`."""
+    store: dict[str, list[float]] = {}
+
+    def hook(o, name):
+        acc = store.setdefault(name, [0.0, 0.0])
+        acc[0] += torch.count_nonzero(o).item()
+        acc[1] += o.numel()
+
+    handles = [module.register_forward_hook(lambda m, i, o, name=name: hook(o, name))
+               for name, module in model.named_modules() if isinstance(module, ACTIVATIONS)]
+    try:
+        yield store
     finally:
         for h in handles:
             h.remove()
@@ -154,43 +214,35 @@ def measure(model: nn.Module, x: Tensor, encoder: Encoder, y: Tensor | None = No
             seed: int = 1234) -> Report:
     """Measure `model` on images `x: [N, ...]` encoded by `encoder` (eval mode; rate codes from `seed`).
 
-    Gives accuracy too when labels `y` are passed.
+    Gives accuracy too when labels `y` are passed. Activation sparsity covers every activation layer
+    (`ACTIVATIONS`: spiking neurons, ReLU, sigmoid), so an ANN reports the zeros of its ReLUs; spikes,
+    firing rates and neuron updates cover the spiking layers only.
     """
-    was_training = model.training
-    model.eval()
-    gen = torch.Generator().manual_seed(seed)
-    spike_sum: dict[str, float] = {}
-    spike_numel: dict[str, int] = {}
+    spiking = {name for name, m in model.named_modules() if isinstance(m, SpikingNeuron)}
     correct, n = 0, x.shape[0]
-    try:
-        with counting(model) as layers:
-            for start in range(0, n, batch_size):
-                xb = encoder(x[start : start + batch_size], gen)  # [T, B, ...]
-                with spike_rec.record(model) as rec:
-                    logits = model(xb)
-                for name, outs in rec.items():
-                    for s in outs:
-                        spike_sum[name] = spike_sum.get(name, 0.0) + s.sum().item()
-                        spike_numel[name] = spike_numel.get(name, 0) + s.numel()
-                if y is not None:
-                    correct += (logits.argmax(1) == y[start : start + batch_size]).sum().item()
-    finally:
-        model.train(was_training)
+    with counting(model) as layers, _activity(model) as act:
+        for rows, xb in eval_batches(model, x, encoder, batch_size, seed):  # xb: [T, B, ...]
+            logits = model(xb)
+            if y is not None:
+                correct += (logits.argmax(1) == y[rows]).sum().item()
     per = {k: LayerOps(v.dense / n, v.macs / n, v.acs / n) for k, v in layers.items()}
-    total_spikes = sum(spike_sum.values())
-    total_numel = sum(spike_numel.values())
+    total_nonzero = sum(v[0] for v in act.values())
+    total_numel = sum(v[1] for v in act.values())
+    spikes = {k: v for k, v in act.items() if k in spiking}  # spike outputs are 0/1: non-zeros = spikes
+    total_spikes = sum(v[0] for v in spikes.values())
     return Report(
         params=count_params(model),
         footprint_bytes=footprint_bytes(model),
         deployed_bits=deployed_bits(model),
         connection_sparsity=connection_sparsity(model),
-        activation_sparsity=1.0 - total_spikes / total_numel if total_numel else 0.0,
+        activation_sparsity=1.0 - total_nonzero / total_numel if total_numel else 0.0,
         dense_synops=sum(v.dense for v in per.values()),
         effective_macs=sum(v.macs for v in per.values()),
         effective_acs=sum(v.acs for v in per.values()),
         spikes_per_sample=total_spikes / n,
-        firing_rates={k: spike_sum[k] / spike_numel[k] for k in spike_sum if spike_numel[k]},
+        firing_rates={k: v[0] / v[1] for k, v in spikes.items() if v[1]},
         layers=per,
         accuracy=correct / n if y is not None else None,
         samples=n,
+        neuron_updates=sum(v[1] for v in spikes.values()) / n,  # one state update per neuron per step
     )

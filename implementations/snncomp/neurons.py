@@ -1,4 +1,4 @@
-"""Spiking neuron models on whole time-major sequences.
+r"""Spiking neuron models on whole time-major sequences.
 
 Every neuron here takes its input current for all time steps at once, `x` of shape `[T, B, ...]`,
 and returns a `NeuronOutput(spikes, membrane)` with the same shape. Nothing is kept between calls,
@@ -6,13 +6,13 @@ so there is no state to reset. The `nn.Module` wrappers return only the spikes f
 they compose in `nn.Sequential`) and the full `NeuronOutput` from `run`.
 
 The discrete leaky integrate-and-fire (LIF) neuron [@gerstner2002spiking] with decay
-$\\beta = 1 - 1/\\tau$ runs three steps per time step:
+$\beta = 1 - 1/\tau$ runs three steps per time step:
 
-$$H[t] = \\beta\\,V[t-1] + X[t] \\qquad \\text{(charge)}$$
+$$H[t] = \beta\,V[t-1] + X[t] \qquad \text{(charge)}$$
 
-$$S[t] = \\Theta(H[t] - \\theta) \\qquad \\text{(fire)}$$
+$$S[t] = \Theta(H[t] - \theta) \qquad \text{(fire)}$$
 
-$$V[t] = H[t](1 - S[t]) + V_{reset} S[t] \\quad\\text{(hard reset)} \\qquad V[t] = H[t] - \\theta S[t] \\quad\\text{(soft reset)}$$
+$$V[t] = H[t](1 - S[t]) + V_{reset} S[t] \quad\text{(hard reset)} \qquad V[t] = H[t] - \theta S[t] \quad\text{(soft reset)}$$
 
 `membrane` holds $V[t]$ (after the reset). With the reset detached from the autograd graph (the
 default), the LIF runs through a fused autograd function whose backward pass is written out by
@@ -30,21 +30,8 @@ from torch import Tensor, nn
 
 from .surrogate import ATan, Surrogate
 
-__all__ = [
-    "NeuronOutput",
-    "lif",
-    "lif_reference",
-    "integrate_and_fire",
-    "adaptive_lif",
-    "izhikevich",
-    "IZHIKEVICH_PATTERNS",
-    "hodgkin_huxley",
-    "SpikingNeuron",
-    "LIF",
-    "IF",
-    "PLIF",
-    "AdaptiveLIF",
-]
+__all__ = ["NeuronOutput", "lif", "lif_reference", "integrate_and_fire", "adaptive_lif", "SpikingNeuron", "LIF",
+           "IF", "PLIF", "AdaptiveLIF"]
 
 
 class NeuronOutput(NamedTuple):
@@ -108,10 +95,10 @@ def lif_reference(
     surrogate: Surrogate | None = None,
     detach_reset: bool = True,
 ) -> NeuronOutput:
-    """LIF as a plain autograd loop over time (readable reference; any reset, detached or not).
+    r"""LIF as a plain autograd loop over time (readable reference; any reset, detached or not).
 
-    `x`: input current `[T, B, ...]`; `beta`: decay $\\beta$ (float, 0-dim tensor or per-channel
-    `[C]`); `threshold`: $\\theta$ (float or per-channel `[C]`).
+    `x`: input current `[T, B, ...]`; `beta`: decay $\beta$ (float, 0-dim tensor or per-channel
+    `[C]`); `threshold`: $\theta$ (float or per-channel `[C]`).
     """
     _check_sequence(x, "lif_reference")
     _check_reset(reset, "lif_reference")
@@ -136,15 +123,15 @@ def lif_reference(
 
 
 class _FusedLIF(torch.autograd.Function):
-    """LIF with a detached reset; forward without a graph, backward through time by hand.
+    r"""LIF with a detached reset; forward without a graph, backward through time by hand.
 
-    With the reset detached, $\\partial V[t]/\\partial H[t] = 1 - S[t]$ (hard) or $1$ (soft), so
+    With the reset detached, $\partial V[t]/\partial H[t] = 1 - S[t]$ (hard) or $1$ (soft), so
 
-    $$\\frac{\\partial L}{\\partial H[t]} = \\frac{\\partial L}{\\partial S[t]} g'(H[t]-\\theta)
-      + \\Big(\\frac{\\partial L}{\\partial V[t]} + \\beta \\frac{\\partial L}{\\partial H[t+1]}\\Big)\\frac{\\partial V[t]}{\\partial H[t]},$$
+    $$\frac{\partial L}{\partial H[t]} = \frac{\partial L}{\partial S[t]} g'(H[t]-\theta)
+      + \Big(\frac{\partial L}{\partial V[t]} + \beta \frac{\partial L}{\partial H[t+1]}\Big)\frac{\partial V[t]}{\partial H[t]},$$
 
-    $\\partial L/\\partial X[t] = \\partial L/\\partial H[t]$ and
-    $\\partial L/\\partial \\beta = \\sum_t \\partial L/\\partial H[t]\\, V[t-1]$.
+    $\partial L/\partial X[t] = \partial L/\partial H[t]$ and
+    $\partial L/\partial \beta = \sum_t \partial L/\partial H[t]\, V[t-1]$.
     """
 
     @staticmethod
@@ -209,7 +196,7 @@ def lif(
     surrogate: Surrogate | None = None,
     detach_reset: bool = True,
 ) -> NeuronOutput:
-    """Leaky integrate-and-fire on `x: [T, B, ...]` with time constant `tau` (in steps, $\\ge 1$).
+    r"""Leaky integrate-and-fire on `x: [T, B, ...]` with time constant `tau` (in steps, $\ge 1$).
 
     `tau` and `threshold` are floats or per-channel tensors `[C]` (channel on dim 2 of `x`).
     """
@@ -229,7 +216,7 @@ def integrate_and_fire(
     surrogate: Surrogate | None = None,
     detach_reset: bool = True,
 ) -> NeuronOutput:
-    """Integrate-and-fire: the LIF without leak ($\\beta = 1$). Soft reset by default."""
+    r"""Integrate-and-fire: the LIF without leak ($\beta = 1$). Soft reset by default."""
     _check_sequence(x, "integrate_and_fire")
     _check_positive("threshold", threshold, "integrate_and_fire")
     return _lif_beta(x, 1.0, threshold, reset=reset, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset)
@@ -254,20 +241,31 @@ def _lif_beta(x, beta, threshold, *, reset, v_reset, surrogate, detach_reset) ->
 # ----------------------------------------------------------------------------- adaptive LIF
 
 
-def adaptive_lif(
-    x: Tensor,
-    tau: float = 2.0,
-    threshold: float = 1.0,
-    *,
-    tau_adapt: float = 20.0,
-    adapt_strength: float = 0.5,
-    surrogate: Surrogate | None = None,
-) -> NeuronOutput:
-    """LIF whose threshold rises after each spike and relaxes back [@bellec2018long].
+def adaptive_lif(x: Tensor, tau: float = 2.0, threshold: float = 1.0, *, tau_adapt: float = 20.0,
+                 adapt_strength: float = 1.8, surrogate: Surrogate | None = None,
+                 detach_adaptation: bool = False) -> NeuronOutput:
+    r"""LIF with an adaptive threshold, the ALIF unit of LSNNs [@bellec2018long].
 
-    $$a[t] = \\rho\\, a[t-1] + S[t-1], \\quad \\theta[t] = \\theta_0 + \\gamma\\, a[t], \\quad \\rho = 1 - 1/\\tau_a$$
+    Each neuron keeps an adaptation variable $a$, a low-pass filter of its own spikes, and fires
+    against a threshold that rises with it:
 
-    with the LIF charge and a soft reset by $\\theta[t]$. `adapt_strength` is $\\gamma$.
+    $$a[t] = \rho\, a[t-1] + (1 - \rho)\, S[t-1], \qquad \theta[t] = \theta_0 + \gamma\, a[t],
+      \qquad \rho = 1 - 1/\tau_a$$
+
+    $$H[t] = \beta V[t-1] + X[t], \qquad S[t] = \Theta(H[t] - \theta[t]), \qquad V[t] = H[t] - \theta[t] S[t]$$
+
+    with $a[-1] = S[-1] = V[-1] = 0$. `adapt_strength` is $\gamma$ (the paper's $\beta$; 1.8 is the value
+    LSNN implementations commonly use); one spike raises the threshold by $\gamma (1 - \rho) = \gamma/\tau_a$,
+    which then relaxes with time constant $\tau_a$.
+
+    As in the paper, the gradient flows through the adaptation path: $\theta[t]$ depends on the earlier
+    spikes through $a$, and backpropagation through time follows that dependence (with the surrogate
+    derivative for each $\partial S/\partial H$). `detach_adaptation=True` cuts it (an ablation, not LSNN).
+    Only the spike in the reset term $\theta[t] S[t]$ is detached, as for the other neurons here.
+
+    Conventions that differ from the LSNN code: the input is not scaled by $1 - \beta$ (a matter of
+    weight scale), and the reset is applied in the same step as the spike (charge, fire, reset), where
+    LSNN subtracts the threshold at the next step.
     """
     _check_sequence(x, "adaptive_lif")
     _check_tau(tau, "adaptive_lif")
@@ -275,103 +273,18 @@ def adaptive_lif(
     _check_positive("threshold", threshold, "adaptive_lif")
     surrogate = surrogate or ATan()
     beta, rho = 1.0 - 1.0 / tau, 1.0 - 1.0 / tau_adapt
-    v = torch.zeros_like(x[0])
-    a = torch.zeros_like(x[0])
-    s = torch.zeros_like(x[0])
+    v = torch.zeros_like(x[0])  # V[-1]
+    a = torch.zeros_like(x[0])  # a[-1]
+    s = torch.zeros_like(x[0])  # S[-1]
     spikes, membrane = [], []
     for t in range(x.shape[0]):
-        a = rho * a + s.detach()  # a[t] = rho a[t-1] + S[t-1]
-        theta = threshold + adapt_strength * a  # theta[t]
-        h = beta * v + x[t]
-        s = surrogate(h - theta)
-        v = h - theta * s.detach()  # soft reset
+        s_a = s.detach() if detach_adaptation else s
+        a = rho * a + (1.0 - rho) * s_a  # a[t] = rho a[t-1] + (1 - rho) S[t-1]
+        theta = threshold + adapt_strength * a  # theta[t] = theta_0 + gamma a[t]
+        h = beta * v + x[t]  # H[t]
+        s = surrogate(h - theta)  # S[t] = Theta(H[t] - theta[t])
+        v = h - theta * s.detach()  # soft reset by the current threshold
         spikes.append(s)
-        membrane.append(v)
-    return NeuronOutput(torch.stack(spikes), torch.stack(membrane))
-
-
-# ----------------------------------------------------------------------------- biology
-
-IZHIKEVICH_PATTERNS: dict[str, tuple[float, float, float, float]] = {
-    # name: (a, b, c, d) from the simple model's parameter table [@izhikevich2003simple]
-    "regular spiking": (0.02, 0.2, -65.0, 8.0),
-    "intrinsically bursting": (0.02, 0.2, -55.0, 4.0),
-    "chattering": (0.02, 0.2, -50.0, 2.0),
-    "fast spiking": (0.1, 0.2, -65.0, 2.0),
-    "low-threshold spiking": (0.02, 0.25, -65.0, 2.0),
-}
-
-
-def izhikevich(
-    current: Tensor,
-    a: float = 0.02,
-    b: float = 0.2,
-    c: float = -65.0,
-    d: float = 8.0,
-    *,
-    dt: float = 0.5,
-) -> NeuronOutput:
-    """Izhikevich's simple model [@izhikevich2003simple], Euler steps of `dt` ms.
-
-    $$\\dot v = 0.04 v^2 + 5 v + 140 - u + I, \\qquad \\dot u = a (b v - u),$$
-    and when $v \\ge 30$ mV: $v \\leftarrow c$, $u \\leftarrow u + d$. `current`: `[T, B, ...]`.
-    `membrane` holds $v$ in mV with spikes drawn at their 30 mV peak.
-    """
-    _check_sequence(current, "izhikevich")
-    _check_positive("dt", dt, "izhikevich")
-    v = torch.full_like(current[0], c)
-    u = b * v
-    spikes, membrane = [], []
-    for t in range(current.shape[0]):
-        v = v + dt * (0.04 * v * v + 5 * v + 140 - u + current[t])
-        u = u + dt * a * (b * v - u)
-        fired = v >= 30.0
-        membrane.append(torch.where(fired, torch.full_like(v, 30.0), v))
-        spikes.append(fired.to(current.dtype))
-        v = torch.where(fired, torch.full_like(v, c), v)
-        u = torch.where(fired, u + d, u)
-    return NeuronOutput(torch.stack(spikes), torch.stack(membrane))
-
-
-def hodgkin_huxley(current: Tensor, *, dt: float = 0.01) -> NeuronOutput:
-    """Hodgkin-Huxley squid axon [@hodgkin1952quantitative], forward Euler with `dt` ms.
-
-    $$C \\dot V = I - \\bar g_{Na} m^3 h (V - E_{Na}) - \\bar g_K n^4 (V - E_K) - g_L (V - E_L)$$
-
-    $$\\dot x = \\alpha_x(V)(1 - x) - \\beta_x(V) x, \\quad x \\in \\{m, h, n\\}$$
-
-    Modern sign convention (rest near -65 mV), $C = 1\\,\\mu F/cm^2$, $\\bar g_{Na}=120$,
-    $\\bar g_K=36$, $g_L=0.3$ mS/cm$^2$, $E_{Na}=50$, $E_K=-77$, $E_L=-54.4$ mV.
-    `current`: $\\mu A/cm^2$, `[T, B, ...]`. A spike is an upward crossing of 0 mV.
-    """
-    _check_sequence(current, "hodgkin_huxley")
-    _check_positive("dt", dt, "hodgkin_huxley")
-    g_na, g_k, g_l, e_na, e_k, e_l = 120.0, 36.0, 0.3, 50.0, -77.0, -54.387
-
-    def rates(v: Tensor) -> tuple[Tensor, ...]:
-        dv_m, dv_n = v + 40.0, v + 55.0
-        # alpha_m and alpha_n have removable singularities at -40 and -55 mV
-        a_m = torch.where(dv_m.abs() < 1e-6, torch.ones_like(v), 0.1 * dv_m / (1 - torch.exp(-dv_m / 10)))
-        b_m = 4.0 * torch.exp(-(v + 65.0) / 18)
-        a_h = 0.07 * torch.exp(-(v + 65.0) / 20)
-        b_h = 1.0 / (1 + torch.exp(-(v + 35.0) / 10))
-        a_n = torch.where(dv_n.abs() < 1e-6, torch.full_like(v, 0.1), 0.01 * dv_n / (1 - torch.exp(-dv_n / 10)))
-        b_n = 0.125 * torch.exp(-(v + 65.0) / 80)
-        return a_m, b_m, a_h, b_h, a_n, b_n
-
-    v = torch.full_like(current[0], -65.0)
-    a_m, b_m, a_h, b_h, a_n, b_n = rates(v)
-    m, h, n = a_m / (a_m + b_m), a_h / (a_h + b_h), a_n / (a_n + b_n)  # steady state at rest
-    spikes, membrane = [], []
-    for t in range(current.shape[0]):
-        a_m, b_m, a_h, b_h, a_n, b_n = rates(v)
-        i_ion = g_na * m**3 * h * (v - e_na) + g_k * n**4 * (v - e_k) + g_l * (v - e_l)
-        v_new = v + dt * (current[t] - i_ion)
-        m = m + dt * (a_m * (1 - m) - b_m * m)
-        h = h + dt * (a_h * (1 - h) - b_h * h)
-        n = n + dt * (a_n * (1 - n) - b_n * n)
-        spikes.append(((v < 0) & (v_new >= 0)).to(current.dtype))
-        v = v_new
         membrane.append(v)
     return NeuronOutput(torch.stack(spikes), torch.stack(membrane))
 
@@ -460,14 +373,28 @@ class IF(SpikingNeuron):
 
 
 class PLIF(SpikingNeuron):
-    """LIF with a learnable time constant [@fang2021incorporating].
+    r"""Parametric LIF: a LIF with a learnable time constant [@fang2021incorporating].
 
-    The decay is $\\beta = 1 - \\sigma(w)$, i.e. $1/\\tau = \\sigma(w)$, with $w$ learned (one per
-    channel when `channels` is given), so $\\tau$ stays above 1 during training.
+    The paper's charge equation leaks towards $V_{reset}$ and scales the input by $1/\tau$:
+
+    $$H[t] = V[t-1] + \frac{1}{\tau}\big(X[t] - (V[t-1] - V_{reset})\big), \qquad \frac{1}{\tau} = \sigma(w),$$
+
+    followed by the usual fire and reset steps, with $V[-1] = V_{reset}$. $w$ is learned (one per
+    channel when `channels` is given, one per layer otherwise as in the paper), so $\tau$ stays above 1.
+    This is `decay_input=True`, the default, and the same model as SpikingJelly's `ParametricLIFNode`.
+
+    `decay_input=False` keeps the input unscaled, $H[t] = V[t-1] - \frac{1}{\tau}(V[t-1] - V_{reset}) + X[t]$;
+    with $V_{reset} = 0$ this is our LIF, $H[t] = \beta V[t-1] + X[t]$ with $\beta = 1 - \sigma(w)$.
+
+    Both forms are $H[t] = \beta V[t-1] + X'[t]$ with $X'[t] = \sigma(w)(X[t] + V_{reset})$ or
+    $X[t] + \sigma(w) V_{reset}$, so they run through the same fused LIF; autograd carries the gradient
+    of $w$ through both $\beta$ and $X'$. With `reset="soft"` the leak target and the initial potential
+    are `v_reset` too (0 by default, as in SpikingJelly's soft reset).
     """
 
     def __init__(self, channels: int | None = None, *, tau_init: float = 2.0, threshold: float = 1.0,
-                 reset: str = "hard", surrogate: Surrogate | None = None) -> None:
+                 reset: str = "hard", v_reset: float = 0.0, decay_input: bool = True,
+                 surrogate: Surrogate | None = None, detach_reset: bool = True) -> None:
         super().__init__()
         if not tau_init > 1:
             raise ValueError(f"PLIF: tau_init must be > 1 time step, got {tau_init!r}")
@@ -476,7 +403,7 @@ class PLIF(SpikingNeuron):
         w0 = -math.log(tau_init - 1.0)  # sigmoid(w0) = 1 / tau_init
         self.w = nn.Parameter(_per_channel(w0, channels))
         self.register_buffer("threshold", _per_channel(threshold, channels))
-        self.reset = reset
+        self.reset, self.v_reset, self.decay_input, self.detach_reset = reset, float(v_reset), decay_input, detach_reset
         self.surrogate = surrogate or ATan()
 
     @property
@@ -485,23 +412,36 @@ class PLIF(SpikingNeuron):
 
     def run(self, x: Tensor) -> NeuronOutput:
         _check_sequence(x, "PLIF")
-        beta = 1.0 - torch.sigmoid(self.w)
+        q = torch.sigmoid(self.w)  # 1 / tau
+        q_x = _channel_view(q, x)
+        if self.decay_input:
+            x_in = q_x * (x + self.v_reset) if self.v_reset else q_x * x  # X' = (X + V_reset) / tau
+        else:
+            x_in = x + q_x * self.v_reset if self.v_reset else x  # X' = X + V_reset / tau
         thr = self.threshold if self.threshold.dim() else float(self.threshold)
-        return _lif_beta(x, beta, thr, reset=self.reset, v_reset=0.0, surrogate=self.surrogate, detach_reset=True)
+        return _lif_beta(x_in, 1.0 - q, thr, reset=self.reset, v_reset=self.v_reset, surrogate=self.surrogate,
+                         detach_reset=self.detach_reset)
+
+    def extra_repr(self) -> str:
+        return (f"channels={self.w.numel() if self.w.dim() else None}, reset={self.reset}, "
+                f"decay_input={self.decay_input}")
 
 
 class AdaptiveLIF(SpikingNeuron):
-    """Module wrapper of `adaptive_lif` [@bellec2018long]."""
+    """Module wrapper of `adaptive_lif`, the LSNN's adaptive-threshold neuron [@bellec2018long]."""
 
     def __init__(self, *, tau: float = 2.0, threshold: float = 1.0, tau_adapt: float = 20.0,
-                 adapt_strength: float = 0.5, surrogate: Surrogate | None = None) -> None:
+                 adapt_strength: float = 1.8, surrogate: Surrogate | None = None,
+                 detach_adaptation: bool = False) -> None:
         super().__init__()
         _check_tau(tau, "AdaptiveLIF")
         _check_tau(tau_adapt, "AdaptiveLIF")
         _check_positive("threshold", threshold, "AdaptiveLIF")
         self.tau, self.threshold, self.tau_adapt, self.adapt_strength = tau, threshold, tau_adapt, adapt_strength
+        self.detach_adaptation = detach_adaptation
         self.surrogate = surrogate or ATan()
 
     def run(self, x: Tensor) -> NeuronOutput:
         return adaptive_lif(x, self.tau, self.threshold, tau_adapt=self.tau_adapt,
-                            adapt_strength=self.adapt_strength, surrogate=self.surrogate)
+                            adapt_strength=self.adapt_strength, surrogate=self.surrogate,
+                            detach_adaptation=self.detach_adaptation)

@@ -3,27 +3,32 @@ taxonomy and the bibliography keys it implements.
 
 A method is one of three kinds:
 
-* **transform**: `fn(model, ...) -> new model` (or a result object carrying it as `.model`, as the
-  pruning transforms do with `PruneResult`); the input model is left untouched;
-* **objective**: `fn(tensors...) -> scalar loss term`;
+* **transform**: `fn(model, data, encoder, *, train=None, finetune=None, loss_terms=(), hooks=(), ...)
+  -> compress.Compressed`; the input model is left untouched (see `snncomp.compress`);
+* **objective**: `fn(step, **options) -> scalar tensor`, a loss term computed from the tensors of one
+  training step (`train.Step`), usable directly in `train.fit(loss_terms=...)`;
 * **measure**: `fn(model, ...) -> report`.
 
-Tests, notebooks, the command line and the generated site pages all iterate this registry, so a
-newly registered method is tested, listed and cited without further wiring.
+Registration follows two naming rules, checked here so they cannot drift: the function is named after
+the method (`"gradual-magnitude"` is `gradual_magnitude`), and it lives in the module its taxonomy
+path names (`"pruning/time-steps"` lives in `snncomp.pruning.time_steps`). The one-line summary is the
+first paragraph of the function's docstring. Importing `snncomp` imports every section subpackage, so
+every method is registered by import alone; tests, the command line and the site iterate this registry.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["Method", "KINDS", "register", "get", "methods", "UnknownMethodError"]
 
 KINDS = ("transform", "objective", "measure")
-# modules whose import registers methods
-_METHOD_MODULES = ("snncomp.pruning",)
+_CITE = re.compile(r"\s*\[@[^\]]+\]")
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class Method:
     taxonomy: str  # "section/family", e.g. "pruning/unstructured"
     keys: tuple[str, ...]  # bibliography keys it implements
     fn: Callable
-    summary: str
+    needs: tuple[str, ...] = ()  # extra inputs a caller must supply, e.g. ("teacher",)
 
     @property
     def section(self) -> str:
@@ -49,6 +54,12 @@ class Method:
     def qualname(self) -> str:
         return f"{self.fn.__module__}.{self.fn.__qualname__}"
 
+    @property
+    def summary(self) -> str:
+        """First paragraph of the docstring on one line, citation markers removed."""
+        first = (inspect.getdoc(self.fn) or "").split("\n\n")[0]
+        return _CITE.sub("", " ".join(first.split()))
+
 
 class UnknownMethodError(KeyError):
     """Raised for an unknown method name; the message lists the closest registered names."""
@@ -57,27 +68,39 @@ class UnknownMethodError(KeyError):
 _REGISTRY: dict[str, Method] = {}
 
 
-def register(name: str, *, kind: str, taxonomy: str, keys: tuple[str, ...] | list[str], summary: str):
-    """Decorator registering `fn` as method `name`."""
+def _module_of(taxonomy: str) -> str:
+    section, family = taxonomy.split("/")
+    return f"snncomp.{section.replace('-', '_')}.{family.replace('-', '_')}"
+
+
+def register(name: str, *, kind: str, taxonomy: str, keys: tuple[str, ...] | list[str],
+             needs: tuple[str, ...] | list[str] = ()):
+    """Decorator registering `fn` as method `name` (see the module docstring for the rules)."""
+    where = f"register({name!r})"
     if kind not in KINDS:
-        raise ValueError(f"register({name!r}): kind must be one of {KINDS}, got {kind!r}")
+        raise ValueError(f"{where}: kind must be one of {KINDS}, got {kind!r}")
     if taxonomy.count("/") != 1:
-        raise ValueError(f"register({name!r}): taxonomy must be 'section/family', got {taxonomy!r}")
+        raise ValueError(f"{where}: taxonomy must be 'section/family', got {taxonomy!r}")
     if not keys:
-        raise ValueError(f"register({name!r}): a method must cite at least one bibliography key")
+        raise ValueError(f"{where}: a method must cite at least one bibliography key")
 
     def deco(fn: Callable) -> Callable:
-        if name in _REGISTRY and _REGISTRY[name].fn is not fn:
+        if fn.__name__ != name.replace("-", "_"):
+            raise ValueError(f"{where}: the function must be named {name.replace('-', '_')!r}, got {fn.__name__!r}")
+        if fn.__module__ != _module_of(taxonomy):
+            raise ValueError(f"{where}: a {taxonomy!r} method lives in {_module_of(taxonomy)}, not {fn.__module__}")
+        if not inspect.getdoc(fn):
+            raise ValueError(f"{where}: the function needs a docstring (its first paragraph is the summary)")
+        if name in _REGISTRY and _REGISTRY[name].fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"register: method {name!r} is already registered by {_REGISTRY[name].qualname}")
-        _REGISTRY[name] = Method(name, kind, taxonomy, tuple(keys), fn, summary)
+        _REGISTRY[name] = Method(name, kind, taxonomy, tuple(keys), fn, tuple(needs))
         return fn
 
     return deco
 
 
 def _load() -> None:
-    for mod in _METHOD_MODULES:
-        importlib.import_module(mod)
+    importlib.import_module("snncomp")  # importing the package registers every method
 
 
 def methods(section: str | None = None, kind: str | None = None) -> list[Method]:

@@ -1,23 +1,23 @@
-"""Surrogate gradients for the spike non-linearity.
+r"""Surrogate gradients for the spike non-linearity.
 
-The forward pass of a spiking neuron uses the Heaviside step $\\Theta(x)$, whose derivative is zero
+The forward pass of a spiking neuron uses the Heaviside step $\Theta(x)$, whose derivative is zero
 almost everywhere. A surrogate keeps the step in the forward pass and substitutes a smooth derivative
 in the backward pass [@neftci2019surrogate]. Each surrogate here is defined by its *primitive*
-$g_\\alpha(x)$, a smooth step with $g_\\alpha(-\\infty)=0$ and $g_\\alpha(\\infty)=1$, and by the
-hand-written derivative $g'_\\alpha(x)$ that the backward pass uses. The tests check the
+$g_\alpha(x)$, a smooth step with $g_\alpha(-\infty)=0$ and $g_\alpha(\infty)=1$, and by the
+hand-written derivative $g'_\alpha(x)$ that the backward pass uses. The tests check the
 hand-written derivative against autograd applied to the primitive.
 
-| name | primitive $g_\\alpha(x)$ | derivative $g'_\\alpha(x)$ |
+| name | primitive $g_\alpha(x)$ | derivative $g'_\alpha(x)$ |
 |---|---|---|
-| `atan` | $\\frac{1}{\\pi}\\arctan(\\frac{\\pi}{2}\\alpha x) + \\frac12$ | $\\frac{\\alpha/2}{1 + (\\frac{\\pi}{2}\\alpha x)^2}$ |
-| `sigmoid` | $\\sigma(\\alpha x)$ | $\\alpha\\,\\sigma(\\alpha x)(1-\\sigma(\\alpha x))$ |
-| `fast_sigmoid` | $\\frac{\\alpha x}{2(1+\\lvert\\alpha x\\rvert)} + \\frac12$ | $\\frac{\\alpha}{2(1+\\lvert\\alpha x\\rvert)^2}$ |
-| `rectangular` | $\\mathrm{clip}(\\alpha x + \\frac12, 0, 1)$ | $\\alpha\\,[\\lvert x\\rvert < \\frac{1}{2\\alpha}]$ |
-| `triangular` | piecewise quadratic | $\\alpha \\max(0, 1 - \\alpha\\lvert x\\rvert)$ |
+| `atan` | $\frac{1}{\pi}\arctan(\frac{\pi}{2}\alpha x) + \frac12$ | $\frac{\alpha/2}{1 + (\frac{\pi}{2}\alpha x)^2}$ |
+| `sigmoid` | $\sigma(\alpha x)$ | $\alpha\,\sigma(\alpha x)(1-\sigma(\alpha x))$ |
+| `fast_sigmoid` | $\frac{\alpha x}{2(1+\lvert\alpha x\rvert)} + \frac12$ | $\frac{\alpha}{2(1+\lvert\alpha x\rvert)^2}$ |
+| `rectangular` | $\mathrm{clip}(\alpha x + \frac12, 0, 1)$ | $\alpha\,[\lvert x\rvert < \frac{1}{2\alpha}]$ |
+| `triangular` | piecewise quadratic | $\alpha \max(0, 1 - \alpha\lvert x\rvert)$ |
 
 The fast sigmoid is SuperSpike's surrogate [@zenke2018superspike] scaled to unit area; the
 rectangular window is the one used with spatio-temporal backpropagation [@wu2018spatiotemporal].
-Every derivative integrates to one, so $\\alpha$ only sets the width.
+Every derivative integrates to one, so $\alpha$ only sets the width.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Surrogate:
-    """Base class: a smooth step (`primitive`) and its hand-written derivative (`derivative`).
+    r"""Base class: a smooth step (`primitive`) and its hand-written derivative (`derivative`).
 
-    Calling a surrogate on `x` returns the Heaviside step $\\Theta(x)$ (1 where $x \\ge 0$) whose
+    Calling a surrogate on `x` returns the Heaviside step $\Theta(x)$ (1 where $x \ge 0$) whose
     gradient is `derivative(x)`.
     """
 
@@ -67,7 +67,7 @@ class Surrogate:
 
 
 class _Spike(torch.autograd.Function):
-    """$S = \\Theta(x)$ forward, $\\partial S / \\partial x = g'_\\alpha(x)$ backward."""
+    r"""$S = \Theta(x)$ forward, $\partial S / \partial x = g'_\alpha(x)$ backward."""
 
     @staticmethod
     def forward(ctx, x: Tensor, surrogate: Surrogate) -> Tensor:  # type: ignore[override]
@@ -129,7 +129,7 @@ class FastSigmoid(Surrogate):
 
 @dataclass(frozen=True)
 class Rectangular(Surrogate):
-    """Boxcar window of width $1/\\alpha$ [@wu2018spatiotemporal]."""
+    r"""Boxcar window of width $1/\alpha$ [@wu2018spatiotemporal]."""
 
     alpha: float = 1.0
 
@@ -142,7 +142,7 @@ class Rectangular(Surrogate):
 
 @dataclass(frozen=True)
 class Triangular(Surrogate):
-    """Triangle of half-width $1/\\alpha$; its primitive is a piecewise quadratic."""
+    r"""Triangle of half-width $1/\alpha$; its primitive is a piecewise quadratic."""
 
     alpha: float = 1.0
 

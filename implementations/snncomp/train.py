@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -28,7 +28,7 @@ from . import spikes as spike_rec
 from .data import Split
 from .encoding import Encoder
 
-__all__ = ["TrainConfig", "Step", "Hook", "History", "fit", "evaluate", "predict"]
+__all__ = ["TrainConfig", "Step", "Hook", "History", "LossTerm", "fit", "eval_batches", "evaluate", "predict"]
 
 
 @dataclass(frozen=True)
@@ -158,15 +158,26 @@ def fit(
     return history
 
 
-@torch.no_grad()
-def predict(model: nn.Module, x: Tensor, encoder: Encoder, batch_size: int = 500, seed: int = 1234) -> Tensor:
-    """Class scores `[N, classes]` for images `x: [N, ...]` in eval mode (rate codes drawn from `seed`)."""
+def eval_batches(model: nn.Module, x: Tensor, encoder: Encoder, batch_size: int = 500,
+                 seed: int = 1234) -> Iterator[tuple[slice, Tensor]]:
+    """Yield `(rows, encoded batch [T, b, ...])` over images `x: [N, ...]` with `model` in eval mode
+    and gradients off; the model's mode is restored afterwards. Rate codes are drawn from `seed`, so
+    every evaluation of the same model sees the same spikes."""
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)
-    out = [model(encoder(x[i : i + batch_size], gen)) for i in range(0, x.shape[0], batch_size)]
-    model.train(was_training)
-    return torch.cat(out)
+    try:
+        with torch.no_grad():
+            for start in range(0, x.shape[0], batch_size):
+                rows = slice(start, start + batch_size)
+                yield rows, encoder(x[rows], gen)
+    finally:
+        model.train(was_training)
+
+
+def predict(model: nn.Module, x: Tensor, encoder: Encoder, batch_size: int = 500, seed: int = 1234) -> Tensor:
+    """Class scores `[N, classes]` for images `x: [N, ...]` in eval mode (rate codes drawn from `seed`)."""
+    return torch.cat([model(inp) for _, inp in eval_batches(model, x, encoder, batch_size, seed)])
 
 
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, encoder: Encoder, batch_size: int = 500, seed: int = 1234) -> float:

@@ -1,35 +1,26 @@
-"""Build-time generation of the site's knowledge-base pages (an MkDocs hook module).
+"""The knowledge-base pages of the site, as Markdown built from a `Knowledge`.
 
-`mkdocs.yml` loads this file under `hooks:`. At every build it
-
-* generates the taxonomy page, the method index, the bibliography and one page per paper card
-  from `taxonomy.yaml`, `papers/`, `references.bib` and the registry (nothing generated is committed);
-* replaces `<!-- methods: SECTION -->` on a section page with that section's method table;
-* executes each `notebooks/*.py` (cached in `.cache/notebooks/` by a hash of the notebook, the
-  package sources and the benchmark results) and renders it, outputs included, as a page;
-* turns every `[@key]` / `[@a; @b]` into links to the bibliography; an unknown key stops the build.
-
-The page builders are pure functions of a `Knowledge` and are tested without MkDocs.
+Pure functions, tested without MkDocs; the MkDocs hook (`hooks/sitegen.py`) adds them to the build.
+Links to implementations are written by identifier (the method's `qualname`, a dotted path into the
+package) and resolved by mkdocs-autorefs against the generated API reference (`api_page`), which
+documents every module of the package; neither keeps a list of modules.
 """
 
 from __future__ import annotations
 
-import hashlib
+import difflib
 import html
-import logging
+import importlib
+import json
+import pkgutil
 import re
 from pathlib import Path
 
-from snncomp import bib
-from snncomp.taxonomy import Card, Knowledge
-
-log = logging.getLogger("mkdocs.plugins.snncomp")
+from . import bib
+from .taxonomy import Card, Knowledge
 
 __all__ = ["taxonomy_page", "methods_page", "bibliography_page", "card_page", "section_table", "render_citations",
-           "UnknownCitation"]
-
-API_PAGES = {"neurons", "surrogate", "encoding", "data", "models", "train", "metrics", "energy", "spikes",
-             "registry", "pruning", "bib", "taxonomy"}
+           "results_block", "api_modules", "api_page", "notebook_title", "UnknownCitation"]
 
 
 class UnknownCitation(KeyError):
@@ -40,12 +31,10 @@ def _esc(s: object) -> str:
     return html.escape(str(s), quote=True)
 
 
-def _impl_link(m, prefix: str = "") -> str:
-    """Markdown link from a method name to its entry in the API reference."""
-    module = m.fn.__module__.split(".")[-1]
-    if module not in API_PAGES:
-        return f"`{m.name}`"
-    return f"[`{m.name}`]({prefix}api.md#{m.fn.__module__}.{m.fn.__qualname__})"
+def _impl_link(m) -> str:
+    """Link from a method name to its entry in the API reference, by identifier (mkdocs-autorefs
+    resolves it; an identifier the API page does not document fails a strict build)."""
+    return f"[`{m.name}`][{m.qualname}]"
 
 
 # ----------------------------------------------------------------------------- pages
@@ -104,6 +93,7 @@ def methods_page(k: Knowledge) -> str:
 
 
 def bibliography_page(k: Knowledge) -> str:
+    """Every bib entry, sorted by key, each with an anchor the citations link to."""
     out = ["# Bibliography", "",
            f"All {len(k.entries)} entries of `references.bib`, the project's single source of citations, sorted "
            "by key. Entries with a paper card link to it. `snncomp cite KEY` prints any of them as BibTeX.", ""]
@@ -141,7 +131,7 @@ def card_page(k: Knowledge, c: Card) -> str:
            f"| Datasets | {', '.join(c.datasets) or '—'} |", f"| Code | {code} |",
            f"| In snncomp | {c.snncomp} |"]
     if impls:
-        out.append(f"| Registered as | {', '.join(_impl_link(m, '../') for m in impls)} |")
+        out.append(f"| Registered as | {', '.join(_impl_link(m) for m in impls)} |")
     if impls and sec.notebook:
         out.append(f"| Notebook | [`{sec.notebook}`](../notebooks/{Path(sec.notebook).stem}.md) |")
     out += ["", "## Idea and cost", "", c.body, "", "## Headline numbers", ""]
@@ -175,7 +165,7 @@ def render_citations(text: str, k: Knowledge, page_url: str, where: str) -> str:
         parts = []
         for key in keys:
             if key not in k.entries:
-                close = __import__("difflib").get_close_matches(key, list(k.entries), n=3)
+                close = difflib.get_close_matches(key, list(k.entries), n=3)
                 raise UnknownCitation(f"{where}: unknown citation key {key!r}" +
                                       (f"; closest: {', '.join(close)}" if close else ""))
             label = _esc(bib.short_cite(k.entries[key]))
@@ -185,88 +175,7 @@ def render_citations(text: str, k: Knowledge, page_url: str, where: str) -> str:
     return bib.CITE_RE.sub(one, text)
 
 
-# ----------------------------------------------------------------------------- notebooks
-
-
-# modules that only serve the site and the command line: editing them does not re-run the notebooks
-_NOT_USED_BY_NOTEBOOKS = {"sitegen", "cli", "bib", "taxonomy"}
-
-
-def _notebook_hash(nb: Path, base: Path) -> str:
-    h = hashlib.sha256(nb.read_bytes())
-    sources = [p for p in sorted((base / "implementations" / "snncomp").glob("*.py")) if p.stem not in _NOT_USED_BY_NOTEBOOKS]
-    for p in sources + sorted((base / "benchmarks" / "results").glob("*")):
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def execute_notebook(nb_path: Path, base: Path, cache: Path):
-    """Run a jupytext notebook (or reuse the cached run) and return the executed notebook."""
-    import jupytext
-    import nbformat
-    from nbclient import NotebookClient
-
-    cache.mkdir(parents=True, exist_ok=True)
-    target = cache / f"{nb_path.stem}-{_notebook_hash(nb_path, base)}.ipynb"
-    if target.exists():
-        return nbformat.read(str(target), as_version=4)
-    log.info("snncomp: executing %s", nb_path.name)
-    nb = jupytext.read(nb_path)
-    NotebookClient(nb, kernel_name="python3", timeout=900,
-                   resources={"metadata": {"path": str(nb_path.parent)}}).execute()
-    for old in cache.glob(f"{nb_path.stem}-*.ipynb"):
-        old.unlink()
-    tmp = target.with_suffix(".tmp")
-    nbformat.write(nb, str(tmp))
-    tmp.replace(target)  # never leave a half-written cache file
-    return nb
-
-
-def notebook_page(nb_path: Path, base: Path, cache: Path) -> str:
-    from nbconvert import HTMLExporter
-
-    nb = execute_notebook(nb_path, base, cache)
-    exporter = HTMLExporter(template_name="basic")
-    exporter.exclude_input_prompt = True
-    exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(nb)
-    rel = f"notebooks/{nb_path.name}"
-    return (f'<p class="snn-nbnote">Rendered from <code>{rel}</code>, executed at build time; run it yourself with '
-            f'<code>jupytext --to ipynb {rel}</code> or directly under <code>make test</code>.</p>\n\n'
-            f'<div class="snn-notebook">\n{body}\n</div>\n')
-
-
-# ----------------------------------------------------------------------------- MkDocs events
-
-_STATE: dict = {}
-
-
-def on_config(config, **kwargs):
-    base = Path(config.config_file_path).parent
-    _STATE["base"] = base
-    _STATE["k"] = Knowledge.load(base)
-    return config
-
-
-def on_files(files, config, **kwargs):
-    from mkdocs.structure.files import File
-
-    k: Knowledge = _STATE["k"]
-    base: Path = _STATE["base"]
-    gen = {"taxonomy.md": taxonomy_page(k), "methods.md": methods_page(k), "bibliography.md": bibliography_page(k)}
-    for c in k.cards.values():
-        gen[f"papers/{c.key}.md"] = card_page(k, c)
-    cache = base / ".cache" / "notebooks"
-    for nb in sorted((base / "notebooks").glob("*.py")):
-        gen[f"notebooks/{nb.stem}.md"] = notebook_page(nb, base, cache)
-    for uri, content in gen.items():
-        files.append(File.generated(config, uri, content=content))
-    return files
-
-
-_METHODS_MARK = re.compile(r"<!--\s*methods:\s*([\w-]+)\s*-->")
-_RESULTS_MARK = re.compile(r"<!--\s*results:\s*([\w-]+)(?:\s+([\w-]+))?\s*-->")
+# ----------------------------------------------------------------------------- results
 
 
 def _fmt(v: object) -> str:
@@ -282,8 +191,6 @@ def results_block(base: Path, name: str, table: str | None = None) -> str:
 
     The file holds `command`, `date`, `machine` and a list of row dicts under `rows` (or under
     `table` when given)."""
-    import json
-
     path = base / "benchmarks" / "results" / f"{name}.json"
     if not path.exists():
         raise FileNotFoundError(f"results marker names {path}, which does not exist; run the benchmark first")
@@ -297,19 +204,33 @@ def results_block(base: Path, name: str, table: str | None = None) -> str:
     return "\n".join(out) + "\n\n" + prov + "\n"
 
 
-def on_page_markdown(markdown, page, config, files, **kwargs):
-    k: Knowledge = _STATE["k"]
-    markdown = _METHODS_MARK.sub(lambda m: section_table(k, m.group(1)), markdown)
-    return _RESULTS_MARK.sub(lambda m: results_block(_STATE["base"], m.group(1), m.group(2)), markdown)
+# ----------------------------------------------------------------------------- API reference
 
 
-def on_page_content(html_text, page, config, files, **kwargs):
-    from mkdocs.exceptions import PluginError
+def api_modules(package: str = "snncomp") -> list[str]:
+    """Every module of `package`, subpackages walked recursively and sorted by name; a package's
+    `__init__` is listed only when it has a docstring."""
+    root = importlib.import_module(package)
+    names = [package] if root.__doc__ else []
+    for info in pkgutil.walk_packages(root.__path__, prefix=f"{package}."):
+        if info.ispkg and not importlib.import_module(info.name).__doc__:
+            continue
+        names.append(info.name)
+    return sorted(names)
 
-    try:
-        # leave code blocks alone: only text outside <pre> is scanned
-        parts = re.split(r"(<pre.*?</pre>)", html_text, flags=re.S)
-        return "".join(p if p.startswith("<pre") else render_citations(p, _STATE["k"], page.url, page.file.src_uri)
-                       for p in parts)
-    except UnknownCitation as exc:
-        raise PluginError(str(exc.args[0])) from None
+
+def api_page(modules: list[str]) -> str:
+    """The API reference: one mkdocstrings block per module."""
+    out = ["# API reference", "",
+           "Generated at build time from the docstrings of every module of the `snncomp` package.", ""]
+    for name in modules:
+        out += [f"::: {name}", ""]
+    return "\n".join(out)
+
+
+def notebook_title(stem: str) -> str:
+    """Navigation title of a notebook file: "03_pruning" -> "03 Pruning"."""
+    words = stem.split("_")
+    if words[0].isdigit() and len(words) > 1:
+        return f"{words[0]} " + " ".join(words[1:]).capitalize()
+    return " ".join(words).capitalize()

@@ -6,7 +6,9 @@
     snncomp export --format json|csv [--output FILE]
     snncomp validate
 
-An unknown key, method or section exits with status 2 and the closest matches.
+An unknown key, method or section exits with status 2 and the closest matches. Output piped into a
+reader that stops early (`snncomp list | head`) ends without a traceback, with status 141 (128 + SIGPIPE,
+as a shell reports for tools killed by the closed pipe).
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import io
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
+
+from snncomp.files import write_atomic
 
 from . import bib
 from .taxonomy import Knowledge, validate
 
 __all__ = ["main"]
+
+BROKEN_PIPE = 141
 
 
 def _fail(msg: str) -> int:
@@ -93,12 +98,7 @@ def _export(k: Knowledge, args) -> int:
         out = Path(args.output)
         if not out.parent.resolve().is_dir():
             return _fail(f"cannot write {out}: folder {out.parent} does not exist")
-        # write to a temporary file, then rename: an existing file is never left half-written
-        fd, tmp = tempfile.mkstemp(dir=out.parent if str(out.parent) else ".", prefix=".snncomp-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
+        write_atomic(out, text)  # an existing file is never left half-written
     else:
         sys.stdout.write(text)
     return 0
@@ -132,7 +132,16 @@ def main(argv: list[str] | None = None) -> int:
         k = Knowledge.load()
     except (bib.BibError, ValueError, FileNotFoundError) as exc:
         return _fail(str(exc))
-    return {"cite": _cite, "list": _list, "search": _search, "export": _export, "validate": _validate}[args.cmd](k, args)
+    command = {"cite": _cite, "list": _list, "search": _search, "export": _export, "validate": _validate}[args.cmd]
+    try:
+        code = command(k, args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+    except BrokenPipeError:
+        # the reader stopped early (`snncomp list | head`): end quietly, as other Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the final flush at exit then goes nowhere
+        return BROKEN_PIPE
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,7 +23,9 @@ from pathlib import Path
 import yaml
 from bibtexparser.model import Entry
 
-from . import bib, registry
+from snncomp import registry
+
+from . import bib
 
 __all__ = ["root", "Family", "Section", "Card", "Knowledge", "CARD_FIELDS", "parse_card", "CardError"]
 
@@ -231,7 +233,7 @@ class Knowledge:
 # ----------------------------------------------------------------------------- validation
 
 CITING_GLOBS = ("docs/**/*.md", "papers/*.md", "implementations/**/*.py", "notebooks/*.py", "benchmarks/*.py",
-                "README.md")
+                "hooks/*.py", "README.md")
 
 
 def citations(base: Path) -> dict[str, list[str]]:

@@ -1,10 +1,13 @@
 """`references.bib`: loading, validating and formatting the project's single source of citations.
 
-Parsing uses bibtexparser 2.x, which does not raise on bad input but collects failed blocks;
-`problems` turns every failed block, duplicate key, missing field and malformed identifier into a
-`Problem` naming the entry's key and line, and `load` raises `BibError` listing them all.
-Citations anywhere in the project (pages, cards, docstrings) are written `[@key]` or
-`[@key1; @key2]`.
+Parsing uses bibtexparser 2.x with its own middlewares: LaTeX is decoded to Unicode
+(`LatexDecodingMiddleware`; identifiers such as `doi` and `url` are left verbatim) and name fields are
+split into people and name parts (`SeparateCoAuthors`, `SplitNameParts`). bibtexparser does not raise
+on bad input but collects failed blocks; `problems` turns every failed block, duplicate key, missing
+field, malformed identifier and non-UTF-8 byte into a `Problem` naming the file, the line and, where
+known, the entry's key, and `load` raises `BibError` listing them all.
+
+Citations anywhere in the project (pages, cards, docstrings) are written `[@key]` or `[@key1; @key2]`.
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import bibtexparser
-from bibtexparser.model import DuplicateBlockKeyBlock, Entry, ParsingFailedBlock
+from bibtexparser.library import Library
+from bibtexparser.middlewares import LatexDecodingMiddleware, SeparateCoAuthors, SplitNameParts
+from bibtexparser.middlewares.names import NameParts
+from bibtexparser.model import (DuplicateBlockKeyBlock, Entry, Field, MiddlewareErrorBlock,
+                                ParsingFailedBlock)
 
-__all__ = ["Problem", "BibError", "REQUIRED", "problems", "load", "cite_keys", "CITE_RE", "authors",
-           "short_cite", "format_text", "to_bibtex", "latex_to_text"]
+__all__ = ["Problem", "BibError", "REQUIRED", "VERBATIM", "problems", "load", "cite_keys", "CITE_RE", "field",
+           "people", "authors", "short_cite", "venue", "format_text", "to_bibtex", "latex_to_text"]
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "article": ("author", "title", "journal", "year"),
@@ -28,6 +35,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "phdthesis": ("author", "title", "school", "year"),
     "techreport": ("author", "title", "institution", "year"),
 }
+# identifiers: never LaTeX-decoded (a `%` in a URL is not a comment, a `~` not a space)
+VERBATIM = ("doi", "eprint", "archiveprefix", "url")
 DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
 ARXIV_RE = re.compile(r"^(\d{4}\.\d{4,5}|[a-z\-]+(\.[A-Z]{2})?/\d{7})(v\d+)?$")
 KEY_RE = re.compile(r"^[a-z][a-z0-9]*\d{4}[a-z0-9]+$")
@@ -57,6 +66,57 @@ class BibError(ValueError):
         super().__init__(f"{len(found)} problem(s) in the bibliography:\n" + "\n".join(f"  {p}" for p in found))
 
 
+# ----------------------------------------------------------------------------- parsing
+
+
+class _DecodeLatex(LatexDecodingMiddleware):
+    """bibtexparser's LaTeX decoding applied to every field except the identifiers in `VERBATIM`.
+
+    Braced groups are kept (so `{Smith and Sons}` stays one name when names are split afterwards);
+    the display functions drop the braces."""
+
+    def __init__(self):
+        super().__init__(keep_braced_groups=True)
+
+    def transform_entry(self, entry: Entry, library: Library):
+        order = [f.key for f in entry.fields]
+        kept = [f for f in entry.fields if f.key.lower() in VERBATIM]
+        entry.fields = [f for f in entry.fields if f.key.lower() not in VERBATIM]
+        out = super().transform_entry(entry, library)
+        block = out.block if isinstance(out, MiddlewareErrorBlock) else out
+        by_key = {f.key: f for f in [*block.fields, *kept]}
+        block.fields = [by_key[k] for k in order]
+        return out
+
+
+def _middlewares() -> list:
+    # decode first (braces kept), then split "A and B" into people and each person into name parts
+    return [_DecodeLatex(), SeparateCoAuthors(), SplitNameParts()]
+
+
+def _read(path: Path) -> tuple[str, Problem | None]:
+    """The file's text, or a problem naming the line of its first byte that is not UTF-8."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return "", Problem(str(path), line, None,
+                           f"not UTF-8: byte 0x{data[exc.start]:02x} at column {column}; save the file as UTF-8")
+
+
+def _parse(path: Path) -> tuple[Library | None, list[Problem]]:
+    text, bad = _read(path)
+    if bad:
+        return None, [bad]
+    return bibtexparser.parse_string(text, append_middleware=_middlewares()), []
+
+
+def _blank(value: object) -> bool:
+    return not value if isinstance(value, list) else not str(value).strip()
+
+
 def _entry_problems(e: Entry, path: str) -> list[Problem]:
     out: list[Problem] = []
     line = e.start_line + 1
@@ -70,7 +130,7 @@ def _entry_problems(e: Entry, path: str) -> list[Problem]:
     if e.entry_type.lower() == "book" and "author" not in fields and "editor" not in fields:
         out.append(Problem(path, line, e.key, "missing field 'author' or 'editor'"))
     for f in required:
-        if f not in fields or not str(fields[f].value).strip():
+        if f not in fields or _blank(fields[f].value):
             out.append(Problem(path, line, e.key, f"missing required field '{f}' for @{e.entry_type}"))
     if "year" in fields and not re.fullmatch(r"\d{4}", str(fields["year"].value).strip()):
         out.append(Problem(path, line, e.key, f"year {fields['year'].value!r} is not four digits"))
@@ -90,35 +150,41 @@ def _entry_problems(e: Entry, path: str) -> list[Problem]:
     return out
 
 
-def problems(path: str | Path) -> list[Problem]:
-    """Every problem in the bib file at `path` (an empty list when it is clean)."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    lib = bibtexparser.parse_string(text)
+def _problems(lib: Library, path: str) -> list[Problem]:
     out: list[Problem] = []
     first_seen = {e.key: e.start_line + 1 for e in lib.entries}
     for b in lib.failed_blocks:
         if isinstance(b, DuplicateBlockKeyBlock):
             prev = first_seen.get(b.key, b.previous_block.start_line + 1 if b.previous_block else 0)
-            out.append(Problem(str(path), b.start_line + 1, b.key,
-                               f"duplicate key: also defined at line {prev}"))
+            out.append(Problem(path, b.start_line + 1, b.key, f"duplicate key: also defined at line {prev}"))
         elif isinstance(b, ParsingFailedBlock):
             m = re.match(r"\s*@\w+\s*\{\s*([^,\s]+)", b.raw)
             err = (str(getattr(b, "error", "") or "").strip().splitlines() or ["unbalanced braces or a missing comma?"])[0]
-            out.append(Problem(str(path), b.start_line + 1, m.group(1) if m else None, f"syntax error: {err}"))
+            out.append(Problem(path, b.start_line + 1, m.group(1) if m else None, f"syntax error: {err}"))
+        elif isinstance(b, MiddlewareErrorBlock):
+            out.append(Problem(path, b.start_line + 1, getattr(b.block, "key", None), f"cannot decode: {b.error}"))
         else:
-            out.append(Problem(str(path), b.start_line + 1, None, f"cannot parse block ({type(b).__name__})"))
+            out.append(Problem(path, b.start_line + 1, None, f"cannot parse block ({type(b).__name__})"))
     for e in lib.entries:
-        out.extend(_entry_problems(e, str(path)))
+        out.extend(_entry_problems(e, path))
     return sorted(out, key=lambda p: p.line)
 
 
+def problems(path: str | Path) -> list[Problem]:
+    """Every problem in the bib file at `path` (an empty list when it is clean)."""
+    lib, found = _parse(Path(path))
+    return found if lib is None else _problems(lib, str(path))
+
+
 def load(path: str | Path) -> dict[str, Entry]:
-    """Entries of a clean bib file by key; raises `BibError` listing every problem otherwise."""
-    found = problems(path)
+    """Entries of a clean bib file by key; raises `BibError` listing every problem otherwise.
+
+    Text fields are decoded to Unicode; `author` and `editor` are lists of `NameParts`."""
+    lib, found = _parse(Path(path))
+    if lib is not None:
+        found = _problems(lib, str(path))
     if found:
         raise BibError(found)
-    lib = bibtexparser.parse_string(Path(path).read_text(encoding="utf-8"))
     return {e.key: e for e in lib.entries}
 
 
@@ -130,35 +196,42 @@ def cite_keys(text: str) -> list[str]:
     return keys
 
 
-_LATEX = [(r"{\\'e}", "é"), (r"\'e", "é"), (r'{\"o}', "ö"), (r'\"o', "ö"), (r'{\"u}', "ü"), (r'\"u', "ü"),
-          (r"{\'a}", "á"), (r"\'a", "á"), (r"{\'i}", "í"), (r"\'{\i}", "í"), (r"{\'o}", "ó"), (r"\'o", "ó"),
-          (r'{\"a}', "ä"), (r'\"a', "ä"), (r"{\`e}", "è"), (r"\`e", "è"), (r"{\~n}", "ñ"), (r"\~n", "ñ"),
-          (r"{\c{c}}", "ç"), (r"\c{c}", "ç"), (r"\&", "&"), ("--", "–")]
+# ----------------------------------------------------------------------------- formatting
+
+
+def _plain(s: str) -> str:
+    """Decoded text without the protective braces and with single spaces."""
+    return re.sub(r"\s+", " ", s.replace("{", "").replace("}", "")).strip()
 
 
 def latex_to_text(s: str) -> str:
-    """Plain text of a BibTeX field: accents decoded, protective braces and extra spaces removed."""
-    for a, b in _LATEX:
-        s = s.replace(a, b)
-    s = s.replace("{", "").replace("}", "")
-    return re.sub(r"\s+", " ", s).strip()
+    """Plain text of a LaTeX string, decoded the way `load` decodes a field."""
+    lib = _DecodeLatex().transform(Library([Entry("misc", "x", [Field("text", s)])]))
+    return _plain(str(lib.entries[0]["text"]))
+
+
+def people(e: Entry) -> list[NameParts]:
+    """The authors (or, for an edited book, the editors) as name parts."""
+    for name in ("author", "editor"):
+        f = e.fields_dict.get(name)
+        if f is not None and f.value:
+            return [p for p in f.value if isinstance(p, NameParts)]
+    return []
 
 
 def field(e: Entry, name: str, default: str = "") -> str:
+    """A field as plain text; names come out as "Last, First and Last, First"."""
     f = e.fields_dict.get(name)
-    return latex_to_text(str(f.value)) if f is not None else default
+    if f is None:
+        return default
+    if isinstance(f.value, list):
+        return _plain(" and ".join(p.merge_last_name_first if isinstance(p, NameParts) else str(p) for p in f.value))
+    return _plain(str(f.value))
 
 
 def authors(e: Entry) -> list[str]:
-    """Author family names (or the editor's, for edited books)."""
-    raw = field(e, "author") or field(e, "editor")
-    names = []
-    for a in re.split(r"\s+and\s+", raw):
-        a = a.strip()
-        if not a:
-            continue
-        names.append(a.split(",")[0].strip() if "," in a else a.split()[-1])
-    return names
+    """Author family names, "von" part included (or the editors', for edited books)."""
+    return [_plain(" ".join(p.von + p.last)) for p in people(e)]
 
 
 def short_cite(e: Entry) -> str:
@@ -188,16 +261,8 @@ def venue(e: Entry) -> str:
 
 def format_text(e: Entry) -> str:
     """A formatted reference: Authors (year). Title. Venue, volume(number), pages. doi/arXiv."""
-    raw = field(e, "author") or field(e, "editor")
-    people = []
-    for a in re.split(r"\s+and\s+", raw):
-        if "," in a:
-            last, first = a.split(",", 1)
-            people.append(f"{first.strip()} {last.strip()}".strip())
-        else:
-            people.append(a.strip())
-    people = ["et al." if p == "others" else p for p in people]
-    who = ", ".join(people[:-1]) + (" and " if len(people) > 1 else "") + people[-1] if people else ""
+    names = ["et al." if p.last == ["others"] and not p.first else _plain(p.merge_first_name_first) for p in people(e)]
+    who = ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + names[-1] if names else ""
     who = who.replace(" and et al.", " et al.")
     parts = [f"{who} ({field(e, 'year')}). {field(e, 'title')}."]
     v = venue(e)
@@ -215,15 +280,10 @@ def format_text(e: Entry) -> str:
     elif "eprint" in e.fields_dict and not v.startswith("arXiv"):
         parts.append(f"arXiv:{field(e, 'eprint')}")
     elif "url" in e.fields_dict:
-        parts.append(str(e.fields_dict["url"].value))
+        parts.append(str(e.fields_dict["url"].value).strip())
     return " ".join(parts)
 
 
 def to_bibtex(e: Entry) -> str:
-    """The entry as BibTeX text, fields in their original order."""
-    lines = [f"@{e.entry_type}{{{e.key},"]
-    for f in e.fields:
-        lines.append(f"  {f.key} = {{{f.value}}},")
-    lines[-1] = lines[-1].rstrip(",")
-    lines.append("}")
-    return "\n".join(lines)
+    """The entry as written in the bib file (LaTeX and field order as in the source)."""
+    return e.raw.strip()

@@ -1,0 +1,41 @@
+"""Writing files so that an interrupted run never leaves a half-written one behind.
+
+One writer serves the command line (exports), the benchmarks (result files) and the baseline cache
+(trained weights): it writes to a temporary file in the target's folder and renames it over the
+target in one step, so readers see either the old file or the complete new one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+__all__ = ["write_atomic"]
+
+
+def write_atomic(path: str | Path, content: str | bytes | Callable[[IO[bytes]], None], mode: int = 0o644) -> Path:
+    """Write `content` to `path` atomically and return the path.
+
+    `content` is text (written as UTF-8), bytes, or a callable that writes into the binary file
+    handle it is given (for `torch.save`, say). Missing parent folders are created. On any error
+    the temporary file is removed and the previous file, if any, is left as it was.
+    """
+    out = Path(path)
+    parent = out.parent if str(out.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{out.name}-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if callable(content):
+                content(fh)
+            else:
+                fh.write(content.encode("utf-8") if isinstance(content, str) else content)
+        os.chmod(tmp, mode)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
