@@ -4,6 +4,7 @@ removal equal to masking, time-step reduction, and the error messages."""
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -77,8 +78,8 @@ def test_schedules():
     assert s == pytest.approx([0.8, 0.96])
 
 
-@pytest.mark.parametrize("method", ["magnitude", "gradual-magnitude", "lottery-ticket", "prune-regrow", "admm",
-                                    "grad-rewiring", "soft-threshold"])
+@pytest.mark.parametrize("method", ["magnitude", "gradual-magnitude", "lottery-ticket", "lr-rewinding", "rigl",
+                                    "sparse-evolutionary", "deep-r", "admm", "grad-rewiring", "soft-threshold"])
 def test_unstructured_exact_sparsity_and_input_untouched(method, trained, split):
     from snncomp import registry
 
@@ -154,20 +155,210 @@ def test_layer_scope(trained, split):
         assert int((m.weight == 0).sum()) == round(0.5 * m.weight.numel())
 
 
-def test_prune_regrow_keeps_density_and_rewires(trained, split):
-    res = pruning.prune_regrow(trained, split, ENC, sparsity=0.6, every=2, fraction=0.3,
-                               train=TrainConfig(epochs=2, batch_size=32, progress=False))
+def _active(model):
+    masks = pruning.masks_of(pruning.prunable_layers(model))
+    return sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
+
+
+@pytest.mark.parametrize("method", ["rigl", "sparse-evolutionary"])
+def test_rigl_and_set_keep_density_and_rewire(method, trained, split):
+    from snncomp import registry
+
+    res = registry.get(method).fn(trained, split, ENC, sparsity=0.6, every=2, fraction=0.3,
+                                  train=TrainConfig(epochs=2, batch_size=32, progress=False))
+    active, total = _active(res.model)
+    assert active == total - round(0.6 * total) and res.info["rewired"] > 0
+
+
+def _masked_linear(theta, mask):
+    layer = nn.Linear(1, len(theta), bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor(theta).view(-1, 1))
+    layers = {"fc": layer}
+    masks = {"fc": torch.tensor(mask, dtype=torch.float32).view(-1, 1)}
+    pruning.set_masks(layers, masks)
+    return layers, masks
+
+
+def test_rigl_drops_smallest_and_grows_largest_gradient_at_zero():
+    """Hand-worked RigL update: of 3 active weights (f = 0.34: k = 1) drop the smallest |w| (index 1)
+    and grow the candidate with the largest |dL/dw| (index 4) at zero; a dropped weight that wins the
+    regrowth keeps its value."""
+    layers, masks = _masked_linear([0.5, -0.1, 0.3, 0.0, 0.0, 0.0], [1, 1, 1, 0, 0, 0])
+    hook = pruning.RegrowHook(layers, masks, fraction=0.34, every=1, stop=10, grow="gradient", anneal="constant", seed=0)
+    hook.params["fc"].grad = torch.tensor([0.0, 0.01, 0.0, 0.2, -0.9, 0.05]).view(-1, 1)
+    hook._rewire("fc", 0.34)
+    assert hook.params["fc"].mask.flatten().tolist() == [1, 0, 1, 0, 1, 0]
+    assert layers["fc"].weight.flatten().tolist() == pytest.approx([0.5, 0.0, 0.3, 0.0, 0.0, 0.0])
+    layers, masks = _masked_linear([0.5, -0.1, 0.3, 0.0, 0.0, 0.0], [1, 1, 1, 0, 0, 0])
+    hook = pruning.RegrowHook(layers, masks, fraction=0.34, every=1, stop=10, grow="gradient", anneal="constant", seed=0)
+    hook.params["fc"].grad = torch.tensor([0.0, 5.0, 0.0, 0.2, -0.9, 0.05]).view(-1, 1)
+    hook._rewire("fc", 0.34)
+    assert hook.params["fc"].mask.flatten().tolist() == [1, 1, 1, 0, 0, 0]
+    assert layers["fc"].weight.flatten().tolist() == pytest.approx([0.5, -0.1, 0.3, 0.0, 0.0, 0.0])
+
+
+def test_deep_r_update_rule_hand_worked():
+    """Active theta take the SGD step with the L1 term, dormant ones do not move, a theta that reaches
+    0 turns dormant, and a random dormant connection is reactivated so K = 2 stay active."""
+    theta = torch.tensor([0.3, -0.1, 0.02], requires_grad=True)
+    theta.grad = torch.tensor([0.1, 0.5, 0.1])
+    hook = pruning.DeepRHook({"a": theta}, [["a"]], [2], lr=0.1, lr_scale=[1.0], l1=0.1, temperature=0.0, seed=0)
+    hook.after_backward(None, type("S", (), {"index": 0})())
+    assert theta.grad is None  # Adam skips the theta
+    t = theta.detach()
+    assert float(t[0]) == pytest.approx(0.3 - 0.1 * (0.1 + 0.1))  # 0.28
+    # theta[2] = 0.02 - 0.1 * 0.2 = 0 turned dormant, theta[1] = -0.1 stayed put; one of them is back at EPS
+    assert int((t > 0).sum()) == 2 and hook.reactivated == 1
+    rest = sorted(t[1:].tolist())
+    assert rest[1] == pytest.approx(hook.EPS, abs=1e-15) and (rest[0] == pytest.approx(-0.1) or rest[0] == 0.0)
+
+
+@pytest.mark.parametrize("scope", ["global", "layer"])
+def test_deep_r_keeps_exactly_k_active(scope, trained, split):
+    """With a strong L1 term many connections turn dormant; after every step exactly K are active
+    (per layer with scope='layer'), and the result has exactly K non-zero weights."""
+    from snncomp.train import Hook
+
+    counts: list[list[int]] = []
+
+    class Count(Hook):
+        def after_step(self, model, step):
+            layers = pruning.prunable_layers(model)
+            thetas = {n: m.parametrizations.weight.original for n, m in layers.items()}
+            per = {n: int((t > 0).sum()) for n, t in thetas.items()}
+            counts.append([sum(per.values())] if scope == "global" else list(per.values()))
+
+    res = pruning.deep_r(trained, split, ENC, sparsity=0.7, lr=0.5, l1=0.05, scope=scope, hooks=[Count()],
+                         train=TrainConfig(epochs=2, batch_size=64, progress=False))
+    sizes = [m.weight.numel() for m in pruning.prunable_layers(trained).values()]
+    K = [sum(sizes) - round(0.7 * sum(sizes))] if scope == "global" else [n - round(0.7 * n) for n in sizes]
+    assert len(counts) == 12 and all(c == K for c in counts)
+    assert res.info["reactivated"] > 0
     zeros, total = _zeros(res.model)
-    assert zeros == round(0.6 * total) and res.info["rewired"] > 0
+    assert total - zeros == sum(K)
 
 
 def test_grad_rewiring_gradient_reaches_pruned_theta():
     theta = torch.tensor([-0.5, 0.3, -0.1], requires_grad=True)
     sign = torch.tensor([1.0, -1.0, -1.0])
-    w = pruning.hooks._SignedReLU.apply(theta, sign)
+    w = pruning.rewiring._SignedReLU.apply(theta, sign)
     assert torch.equal(w, torch.tensor([0.0, -0.3, 0.0]))
     w.sum().backward()
     assert torch.equal(theta.grad, sign)  # dL/dtheta = s dL/dw even where theta <= 0
+
+
+def test_grad_rewiring_prior_step_outside_adam(split):
+    """One training step with and without the prior: theta differs by exactly
+    -alpha * lr / (1 - beta1) * sign(theta_0 - mu), the authors' prior step at Adam's first step
+    (their optimiser scales the prior by Adam's step size lr / (1 - beta1^t)); the Adam step is the same."""
+    from torch.nn.utils import parametrize
+
+    one = data.Split(split.train_x[:16], split.train_y[:16], split.test_x[:16], split.test_y[:16], "one-batch")
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=1e-2, progress=False)
+    alpha, mu = 0.5, -0.05
+    thetas = {}
+    for a in (0.0, alpha):
+        net = models.mlp_snn(64, hidden=(8,), seed=0)
+        layers = pruning.prunable_layers(net)
+        for m in layers.values():
+            parametrize.register_parametrization(m, "weight", pruning.GradRWeight(m.weight.detach()))
+        th = [m.parametrizations.weight.original for m in layers.values()]
+        start = [t.detach().clone() for t in th]
+        fit(net, one, ENC, cfg, hooks=[pruning.GradRPrior(th, a, mu, pruning.step_learning_rates(cfg, 16))],
+            evaluate_test=False)
+        thetas[a] = [t.detach().clone() for t in th]
+    for t0, plain, with_prior in zip(start, thetas[0.0], thetas[alpha]):
+        expected = -alpha * 1e-2 / (1 - 0.9) * torch.sign(t0 - mu)
+        assert torch.allclose(with_prior - plain, expected, atol=1e-6)
+
+
+def test_grad_rewiring_centre_and_reach(trained, split):
+    res = pruning.grad_rewiring(trained, split, ENC, sparsity=0.8, alpha=0.5, train=CFG)
+    assert res.info["mu"] == pytest.approx(math.log(2 * (1 - 0.8)) / 0.5)
+    # measured before the top-up, which cuts the rest
+    assert res.info["sparsity_reached_by_training"] < 0.8 and res.info["topped_up"] > 0
+    with pytest.raises(ValueError, match="sparsity must be >= 0.5"):
+        pruning.grad_rewiring(trained, split, ENC, sparsity=0.3, train=CFG)
+
+
+def test_soft_threshold_offsets_survivors_by_the_current_threshold_only():
+    """w = sign(theta) relu(|theta| - d) with the current d: after d = 0.1 and then d = 0.2 a survivor
+    theta = 0.5 is 0.3 (not 0.5 - 0.1 - 0.2), and theta never shrinks; the gradient passes straight through."""
+    p = pruning.SoftThresholdWeight()
+    theta = torch.tensor([0.5, -0.3, 0.05, -0.02], requires_grad=True)
+    p.d.fill_(0.1)
+    assert p(theta).tolist() == pytest.approx([0.4, -0.2, 0.0, 0.0])
+    p.d.fill_(0.2)
+    w = p(theta)
+    assert w.tolist() == pytest.approx([0.3, -0.1, 0.0, 0.0])
+    assert theta.tolist() == pytest.approx([0.5, -0.3, 0.05, -0.02])
+    w.sum().backward()
+    assert torch.equal(theta.grad, torch.ones(4))
+    sched = pruning.ThresholdSchedule([p], 0.4, [1.0, 1.0, 2.0])  # d_t = D * cumulative lr / total lr
+    for i, d in enumerate([0.1, 0.2, 0.4]):
+        sched.after_step(None, type("S", (), {"index": i})())
+        assert float(p.d) == pytest.approx(d)
+
+
+def test_soft_threshold_does_not_collapse_where_the_cumulative_shrink_did():
+    """One epoch at 70 % sparsity on a small MLP: the old rule (shrink the weights in place by the full
+    scheduled threshold after every step, so survivors lose the sum of all thresholds) falls to near
+    chance; the reparameterisation keeps most of the accuracy."""
+    from snncomp.train import Hook, evaluate
+
+    s = data.digits()
+    net = models.mlp_snn(64, hidden=(64,), seed=0)
+    fit(net, s, ENC, TrainConfig(epochs=3, batch_size=64, progress=False), evaluate_test=False)
+    one = TrainConfig(epochs=1, batch_size=16, progress=False)
+
+    class CumulativeShrink(Hook):  # the old SoftThresholdHook
+        @torch.no_grad()
+        def after_step(self, model, step):
+            layers = pruning.prunable_layers(model)
+            s_t = pruning.cubic_sparsity(step.index, 0.7, 0.75 * one.steps(s.train_x.shape[0]))
+            flat = torch.cat([m.weight.abs().flatten() for m in layers.values()])
+            d = torch.kthvalue(flat, max(1, round(s_t * flat.numel()))).values
+            for m in layers.values():
+                m.weight.copy_(m.weight.sign() * (m.weight.abs() - d).clamp_min(0))
+
+    old = copy.deepcopy(net)
+    fit(old, s, ENC, one, hooks=[CumulativeShrink()], evaluate_test=False)
+    new = pruning.soft_threshold(net, s, ENC, sparsity=0.7, train=one, finetune=TrainConfig(epochs=0))
+    assert evaluate(old, s.test_x, s.test_y, ENC) < 0.3
+    assert evaluate(new.model, s.test_x, s.test_y, ENC) > 0.45
+    assert new.info["sparsity_reached_by_training"] < 0.7 and new.info["topped_up"] > 0  # measured before the cut
+
+
+def test_lottery_ticket_rewinds_to_an_early_dense_step(split):
+    """The survivors restart from the state after k = round(rewind * dense steps) steps of the method's
+    own dense training of the untrained input (replayed here with the same seed)."""
+    model = models.conv_snn((1, 8, 8), channels=(4, 8), seed=0)
+    dense = TrainConfig(epochs=2, batch_size=64, progress=False)  # 12 steps
+    res = pruning.lottery_ticket(model, split, ENC, sparsity=0.5, rounds=1, rewind=0.25, dense=dense,
+                                 train=TrainConfig(epochs=0))
+    assert res.info["rewind_step"] == 3
+    replay, snap = copy.deepcopy(model), pruning.unstructured._Snapshot(3)
+    fit(replay, split, ENC, dense, hooks=[snap], evaluate_test=False)
+    for (n, m), ref in zip(pruning.prunable_layers(res.model).items(), pruning.prunable_layers(snap.model).values()):
+        kept = m.weight != 0
+        assert torch.equal(m.weight[kept], ref.weight[kept]), n
+    with pytest.raises(ValueError, match="lr-rewinding"):
+        pruning.lottery_ticket(model, split, ENC, dense=TrainConfig(epochs=0))
+
+
+def test_lr_rewinding_keeps_the_trained_survivors(trained, split):
+    res = pruning.lr_rewinding(trained, split, ENC, sparsity=0.5, rounds=1, train=TrainConfig(epochs=0))
+    for m, ref in zip(pruning.prunable_layers(res.model).values(), pruning.prunable_layers(trained).values()):
+        kept = m.weight != 0
+        assert torch.equal(m.weight[kept], ref.weight[kept])
+
+
+def test_step_learning_rates():
+    cfg = TrainConfig(epochs=2, batch_size=10, lr=0.1)
+    lrs = pruning.step_learning_rates(cfg, 20)
+    assert len(lrs) == 4 and lrs[0] == pytest.approx(0.1) and lrs[2] == pytest.approx(0.05)
+    assert pruning.step_learning_rates(TrainConfig(epochs=1, batch_size=10, lr=0.1, schedule="constant"), 20) == [0.1, 0.1]
 
 
 # ----------------------------------------------------------------------------- structured

@@ -5,9 +5,10 @@ The files follow the taxonomy and keep three concerns apart so they combine free
 
 * **importance scores** (`scores`): pure functions `model -> {layer or block: score tensor}`;
 * **mechanics**: masks with an exact count of zeros, kept on the model as parametrizations (`masks`),
-  the hooks that prune or rewire during training (`hooks`), and physical removal of channels or
-  neurons with their neuron state (`units`);
-* **schedules** (`schedules`): one shot, cubic, iterative, and a feedback controller;
+  the hooks that prune during training (`hooks`), the parametrizations and hooks of the methods that
+  rewire or re-parameterise synapses while training (`rewiring`: Grad R, Deep R, RigL and SET, soft
+  threshold), and physical removal of channels or neurons with their neuron state (`units`);
+* **schedules** (`schedules`): one shot, cubic, iterative, and the learning rate of each step of `fit`;
 
 and then the methods, one module per family of the survey: `unstructured`, `structured` and
 `time_steps` (the registered taxonomy paths `pruning/unstructured`, `pruning/structured` and
@@ -16,6 +17,7 @@ and then the methods, one module per family of the survey: `unstructured`, `stru
 
 from .hooks import *  # noqa: F401,F403
 from .masks import *  # noqa: F401,F403
+from .rewiring import *  # noqa: F401,F403
 from .schedules import *  # noqa: F401,F403
 from .scores import *  # noqa: F401,F403
 from .structured import *  # noqa: F401,F403

@@ -1,22 +1,19 @@
 r"""Schedules: how sparsity grows over training.
 
 One shot needs none; gradual pruning follows the cubic schedule (`cubic_sparsity`); iterative
-pruning removes the same fraction of the survivors every round (`iterative_sparsity`); and a
-feedback controller (`SparsityController`) steers a regulariser's strength so the sparsity it
-produces tracks a schedule.
+pruning removes the same fraction of the survivors every round (`iterative_sparsity`); and
+`step_learning_rates` gives the learning rate `train.fit` uses at each step, for the methods whose
+own updates are tied to it (Grad R's prior step, Deep R's SGD step, the soft-threshold schedule).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 
-from torch import nn
-
-from ..metrics import weight_sparsity
-from ..train import Hook, Step
+from ..train import TrainConfig
 from .masks import check_sparsity
 
-__all__ = ["cubic_sparsity", "iterative_sparsity", "SparsityController"]
+__all__ = ["cubic_sparsity", "iterative_sparsity", "step_learning_rates"]
 
 
 # --8<-- [start:cubic]
@@ -36,19 +33,10 @@ def iterative_sparsity(s_final: float, rounds: int) -> list[float]:
     return [1.0 - (1.0 - s_final) ** (r / rounds) for r in range(1, rounds + 1)]  # s_r = 1 - (1 - s_f)^(r/R)
 
 
-class SparsityController(Hook):
-    r"""Feedback on a regulariser's strength so the sparsity it produces tracks a schedule.
-
-    Every `every` steps: $\lambda \leftarrow \lambda \cdot f$ when the layers are less sparse
-    than `target(step)`, $\lambda \leftarrow \lambda / f$ otherwise.
-    """
-
-    def __init__(self, layers: dict[str, nn.Module], target: Callable[[int], float], strength: float,
-                 every: int = 5, factor: float = 1.2) -> None:
-        self.layers, self.target, self.strength, self.every, self.factor = layers, target, strength, every, factor
-        self.measure: Callable[[], float] = lambda: weight_sparsity(self.layers)
-
-    def after_step(self, model: nn.Module, step: Step) -> None:
-        if step.index % self.every == 0:
-            below = self.measure() < self.target(step.index)
-            self.strength *= self.factor if below else 1.0 / self.factor
+def step_learning_rates(config: TrainConfig, samples: int) -> list[float]:
+    r"""The learning rate of each optimiser step of `train.fit(config)` on `samples` examples:
+    $\eta_i = \eta\,(1 + \cos(\pi i / N))/2$ for the cosine schedule, $\eta$ for the constant one."""
+    total = max(1, config.steps(samples))
+    if config.schedule == "constant":
+        return [config.lr] * config.steps(samples)
+    return [config.lr * 0.5 * (1 + math.cos(math.pi * min(i, total) / total)) for i in range(config.steps(samples))]

@@ -7,20 +7,25 @@ Every method here is a registered transform with the contract of `snncomp.compre
 
 **What is pruned.** The weights of every `nn.Conv2d` and `nn.Linear`, readout included, ranked in one
 global pool (`scope="global"`, the default), or each layer to the same sparsity (`scope="layer"`).
-Mask-based methods reach the requested sparsity exactly (`round(sparsity * N)` zeros); the
-penalty-driven ones (Grad R, soft threshold) cut the smallest survivors at the end if training left
-them short of it (`info["topped_up"]` says how many; `info["sparsity_reached_by_training"]` what
-training alone reached). Every method leaves its result as `masks.Mask` parametrizations, so the zeros
-stay zero through any later training; a mask already on the input is kept (its zeros are never
-revived), so the result can be sparser than asked.
+Mask-based and fixed-density methods (RigL, SET, Deep R) reach the requested sparsity exactly
+(`round(sparsity * N)` zeros); the ones whose sparsity emerges from training (Grad R, soft threshold)
+cut the smallest survivors at the end if training left them short of it (`info["topped_up"]` says how
+many; `info["sparsity_reached_by_training"]` what training alone reached, measured before the cut),
+and are sparser than asked if training overshoots (Grad R). Every method leaves its result as
+`masks.Mask` parametrizations, so the zeros stay zero through any later training; a mask already on
+the input is kept (its zeros are never revived), so the result can be sparser than asked. RigL and
+SET keep the mask's density exact; a regrown weight whose gradient stays zero stays 0, so the
+measured sparsity can come out slightly higher.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 
-from torch import Tensor, nn
+import torch
+from torch import nn
 from torch.nn.utils import parametrize
 
 from ..compress import Compressed, bake_, budget, run_phase
@@ -29,15 +34,17 @@ from ..encoding import Encoder
 from ..metrics import weight_sparsity
 from ..registry import register
 from ..train import Hook, LossTerm, Step, TrainConfig
-from .hooks import ADMMHook, GradRWeight, GradualPruneHook, RegrowHook, SoftThresholdHook, shrink
+from .hooks import ADMMHook, GradualPruneHook
 from .masks import (check_sparsity, combine, global_masks, keep_pruned, masks_of, prunable_layers, scoped_masks,
                     set_masks, topup_to_sparsity)
-from .schedules import SparsityController, cubic_sparsity, iterative_sparsity
+from .rewiring import (DeepRHook, DeepRWeight, GradRPrior, GradRWeight, RegrowHook, SoftThresholdWeight,
+                       ThresholdSchedule)
+from .schedules import cubic_sparsity, iterative_sparsity, step_learning_rates
 from .scores import magnitude_scores
 from .units import units_of
 
-__all__ = ["FINETUNE", "TRAIN", "NONE", "magnitude", "gradual_magnitude", "lottery_ticket", "grad_rewiring",
-           "prune_regrow", "admm", "soft_threshold", "sparsity_report"]
+__all__ = ["FINETUNE", "TRAIN", "NONE", "magnitude", "gradual_magnitude", "lottery_ticket", "lr_rewinding",
+           "grad_rewiring", "deep_r", "rigl", "sparse_evolutionary", "admm", "soft_threshold", "sparsity_report"]
 
 FINETUNE = TrainConfig(epochs=4, lr=2e-3)  # default recovery budget after pruning a trained model
 TRAIN = TrainConfig(epochs=8, lr=2e-3)  # default budget of methods that prune while training
@@ -116,49 +123,88 @@ class _Snapshot(Hook):
             self.model = copy.deepcopy(model)
 
 
+def _imp_rounds(net, restart: Callable[[nn.Module], nn.Module], sparsity, rounds, prior, data, encoder, train,
+                history, terms, hooks):
+    """Iterative magnitude pruning: `rounds` times, prune the trained weights of `net` by global
+    magnitude to $s_r$, take `restart(net)` (the weights to retrain from), put the masks on it and
+    retrain it for `train`. Returns the last net and a record per round."""
+    masks, per_round = prior, []
+    for r, s_r in enumerate(iterative_sparsity(sparsity, rounds), start=1):
+        masks = combine(global_masks(keep_pruned(magnitude_scores(prunable_layers(net)), masks), s_r), prior)
+        net = restart(net)
+        set_masks(prunable_layers(net), masks)  # the survivors keep the values they restart from
+        run_phase(net, data, encoder, train, f"round {r}", history, extra_terms=terms, extra_hooks=hooks)
+        per_round.append({"round": r, "sparsity": weight_sparsity(prunable_layers(net)),
+                          "test_acc": history[-1].get("test_acc") if history else None})
+    return net, per_round
+
+
 @register("lottery-ticket", kind="transform", taxonomy="pruning/unstructured",
           keys=("frankle2019lottery", "frankle2020linear", "kim2022exploring"))
 def lottery_ticket(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9, rounds: int = 3,
-                   rewind_steps: int = 50, dense: TrainConfig | None = None, train: TrainConfig | None = None,
+                   rewind: float = 0.02, dense: TrainConfig | None = None, train: TrainConfig | None = None,
                    finetune: TrainConfig | None = None, loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
-    r"""Iterative magnitude pruning with weight rewinding (lottery tickets) [@frankle2019lottery; @frankle2020linear].
+    r"""Lottery tickets: iterative magnitude pruning with rewinding to an early iterate of dense
+    training [@frankle2019lottery; @frankle2020linear].
 
-    As applied to SNNs in [@kim2022exploring]: train the dense net (`dense`, default `train`), keeping its state $\theta_k$ after `rewind_steps`
-    steps; then `rounds` times: prune the trained weights by global magnitude to
-    $s_r = 1 - (1 - s_f)^{r/R}$, rewind the survivors (and BatchNorm statistics) to $\theta_k$ and
-    retrain with the mask for `train` (default `TRAIN`); `finetune` (default none) trains once more
-    at the end. Starting from an untrained model gives the classic ticket; starting from a trained
-    one, $\theta_k$ lies close to the trained weights (late rewinding). `dense` with 0 epochs skips
-    dense training and rewinds to the input weights.
+    The input must be **untrained**: the method trains it dense itself (`dense`, default `train`),
+    keeping its state $\theta_k$ (weights, BatchNorm statistics, neuron parameters) after the first
+    $k$ = `round(rewind * steps)` dense steps (`rewind=0.02`: 2 % of them; 0: the initial weights, the
+    ticket of [@frankle2019lottery]). Then `rounds` times: prune the trained weights by global magnitude
+    to $s_r = 1 - (1 - s_f)^{r/R}$, rewind the survivors to $\theta_k$ and retrain with the mask for
+    `train` (default `TRAIN`); `finetune` (default none) trains once more at the end. This is the
+    procedure [@kim2022exploring] apply to deep SNNs. Each round restarts the learning-rate schedule, as
+    Kim et al.'s code does; Frankle et al. continue the original schedule from step $k$. To prune a
+    trained model and retrain it, use `lr-rewinding`.
     """
-    net, layers, prior = _start(model, sparsity)
+    if isinstance(rewind, bool) or not 0.0 <= rewind < 1.0:
+        raise ValueError(f"rewind must be a fraction of the dense steps in [0, 1), got {rewind!r}")
+    net, _, prior = _start(model, sparsity)
     train = budget(train, TRAIN, "train")
     dense = budget(dense, train, "dense")
+    if dense.epochs == 0:
+        raise ValueError("lottery-ticket trains the untrained input itself, so `dense` needs epochs >= 1; "
+                         "to prune a trained model and retrain it, use 'lr-rewinding'")
+    k = round(rewind * dense.steps(data.train_x.shape[0]))
+    snap = _Snapshot(k)
+    if k == 0:
+        snap.model = copy.deepcopy(net)
     history: list[dict] = []
-    snap = _Snapshot(rewind_steps)
-    if rewind_steps == 0 or dense.epochs == 0:
-        snap.model = copy.deepcopy(net)
     run_phase(net, data, encoder, dense, "dense", history, hooks=[snap], extra_terms=loss_terms, extra_hooks=hooks)
-    if snap.model is None:  # fewer steps than rewind_steps: rewind to the end of dense training
-        snap.model = copy.deepcopy(net)
-    masks, per_round = prior, []
-    for r, s_r in enumerate(iterative_sparsity(sparsity, rounds), start=1):
-        masks = combine(global_masks(keep_pruned(magnitude_scores(layers), masks), s_r), prior)
-        net = copy.deepcopy(snap.model)  # theta <- theta_k
-        layers = prunable_layers(net)
-        set_masks(layers, masks)  # theta_k * m
-        run_phase(net, data, encoder, train, f"round {r}", history, extra_terms=loss_terms, extra_hooks=hooks)
-        per_round.append({"round": r, "sparsity": weight_sparsity(layers),
-                          "test_acc": history[-1].get("test_acc") if history else None})
+    net, per_round = _imp_rounds(net, lambda _: copy.deepcopy(snap.model), sparsity, rounds, prior, data, encoder,
+                                 train, history, loss_terms, hooks)
     run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
-    return Compressed(net, encoder, history, {"sparsity": weight_sparsity(layers), "rounds": per_round})
+    return Compressed(net, encoder, history, {"sparsity": weight_sparsity(prunable_layers(net)), "rounds": per_round,
+                                              "rewind_step": k})
+
+
+@register("lr-rewinding", kind="transform", taxonomy="pruning/unstructured", keys=("renda2020comparing",))
+def lr_rewinding(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9, rounds: int = 3,
+                 train: TrainConfig | None = None, finetune: TrainConfig | None = None,
+                 loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
+    r"""Iterative magnitude pruning of a trained model with learning-rate rewinding [@renda2020comparing].
+
+    `rounds` times: prune the current weights by global magnitude to $s_r = 1 - (1 - s_f)^{r/R}$, keep
+    the survivors at their trained values and retrain them with the mask for `train` (default `TRAIN`,
+    the baseline's own training budget), the learning-rate schedule restarted from its beginning; as
+    Renda et al. recommend, `train` should be the budget the input was trained with. `finetune`
+    (default none) trains once more at the end. Unlike a lottery ticket, no weight is rewound.
+    """
+    net, _, prior = _start(model, sparsity)
+    history: list[dict] = []
+    net, per_round = _imp_rounds(net, lambda n: n, sparsity, rounds, prior, data, encoder,
+                                 budget(train, TRAIN, "train"), history, loss_terms, hooks)
+    run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
+              extra_terms=loss_terms, extra_hooks=hooks)
+    return Compressed(net, encoder, history, {"sparsity": weight_sparsity(prunable_layers(net)), "rounds": per_round})
 
 
 def _emergent_end(net, layers, sparsity, prior, data, encoder, finetune, history, info, terms, hooks) -> Compressed:
-    """Shared ending of the penalty-driven methods: cut the smallest survivors if the penalty fell
-    short of `sparsity`, put the masks on, then fine-tune with them (default none)."""
-    info["sparsity_reached_by_training"] = weight_sparsity(layers)
+    """Shared ending of the methods whose sparsity emerges from training: record what training
+    reached (unless the method already did), cut the smallest survivors if it fell short of
+    `sparsity`, put the masks on, then fine-tune with them (default none)."""
+    info.setdefault("sparsity_reached_by_training", weight_sparsity(layers))
     masks, info["topped_up"] = topup_to_sparsity(layers, sparsity)
     set_masks(layers, combine(masks, prior))
     run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
@@ -168,66 +214,148 @@ def _emergent_end(net, layers, sparsity, prior, data, encoder, finetune, history
 
 
 @register("grad-rewiring", kind="transform", taxonomy="pruning/unstructured", keys=("chen2021pruning",))
-def grad_rewiring(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9, prior: float = 1e-4,
-                  prior_mean: float = -0.01, end: float = 0.75, train: TrainConfig | None = None,
-                  finetune: TrainConfig | None = None, loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
+def grad_rewiring(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9, alpha: float = 1e-3,
+                  train: TrainConfig | None = None, finetune: TrainConfig | None = None,
+                  loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
     r"""Grad R: hidden synaptic parameters with rewiring gradients and a Laplacian prior [@chen2021pruning].
 
-    Each weight is $w = s \cdot \mathrm{relu}(\theta)$ with a fixed sign $s$; a synapse is
-    pruned while $\theta \le 0$ and regrows when $\theta$ turns positive, because $\theta$ gets
-    $s\,\partial L/\partial w$ even while pruned. A Laplacian prior
-    $p(\theta) \propto e^{-\alpha|\theta - \mu|}$ adds $\alpha \sum |\theta - \mu|$ to the
-    loss and pulls $\theta$ below zero. The paper fixes $\alpha$; here a `SparsityController`
-    adapts $\alpha$ (starting at `prior`) so the sparsity follows the cubic schedule to `sparsity`
-    at the fraction `end` of the `train` steps (default `TRAIN`); any shortfall is cut by magnitude
-    at the end, and `finetune` (default none) retrains with the mask.
+    Each weight is $w = s \cdot \mathrm{relu}(\theta)$ with a fixed sign $s$; a synapse is pruned while
+    $\theta \le 0$ and regrows when $\theta$ turns positive, because $\theta$ gets $s\,\partial L/\partial w$
+    even while pruned. The prior $p(\theta) \propto e^{-\alpha|\theta - \mu|}$ is centred at
+    $\mu = \ln(2(1 - s))/\alpha$, so a fraction $s$ = `sparsity` of it lies below zero (hence
+    $s \ge 0.5$, as in the authors' code), and is applied as their optimiser does: a step
+    $-\alpha\,\eta_t\,\mathrm{sign}(\theta - \mu)$ after Adam's (`rewiring.GradRPrior`), with $\alpha$
+    fixed. The default $\alpha$ = 1e-3 is the authors'; they train for hundreds of epochs, so on short
+    budgets training reaches far less than $s$ (`info["sparsity_reached_by_training"]`) and the
+    smallest survivors are cut to $s$ at the end. `train` defaults to `TRAIN`, `finetune` to none.
     """
     net, layers, prior_masks = _start(model, sparsity, bake=True)
+    if sparsity < 0.5:
+        raise ValueError(f"grad-rewiring centres its prior at ln(2(1 - s))/alpha <= 0, so sparsity must be >= 0.5, "
+                         f"got {sparsity!r}")
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0, got {alpha!r}")
     train = budget(train, TRAIN, "train")
     for m in layers.values():
         parametrize.register_parametrization(m, "weight", GradRWeight(m.weight.detach()))
     thetas = [m.parametrizations.weight.original for m in layers.values()]
-    total = train.steps(data.train_x.shape[0])
-    ctrl = SparsityController(layers, lambda t: cubic_sparsity(t, sparsity, end * total), prior)
-    ctrl.measure = lambda: float(sum(int((t <= 0).sum()) for t in thetas)) / sum(t.numel() for t in thetas)
-
-    def laplace_prior(step: Step) -> Tensor:
-        return ctrl.strength * sum((t - prior_mean).abs().sum() for t in thetas)  # alpha sum |theta - mu|
-
+    mu = math.log(2 * (1 - sparsity)) / alpha  # mu = ln(2(1 - s)) / alpha
+    prior = GradRPrior(thetas, alpha, mu, step_learning_rates(train, data.train_x.shape[0]))
     history: list[dict] = []
-    run_phase(net, data, encoder, train, "grad-r", history, loss_terms=[laplace_prior], hooks=[ctrl],
-              extra_terms=loss_terms, extra_hooks=hooks)
+    run_phase(net, data, encoder, train, "grad-r", history, hooks=[prior], extra_terms=loss_terms, extra_hooks=hooks)
     bake_(net)  # w = s relu(theta), exact zeros where theta <= 0
     return _emergent_end(net, layers, sparsity, prior_masks, data, encoder, finetune, history,
-                         {"final_prior": ctrl.strength}, loss_terms, hooks)
+                         {"alpha": alpha, "mu": mu}, loss_terms, hooks)
 
 
-@register("prune-regrow", kind="transform", taxonomy="pruning/unstructured", keys=("bellec2018deep", "shen2023eslsnns"))
-def prune_regrow(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9, fraction: float = 0.3,
-                 every: int = 20, end: float = 0.75, grow: str = "gradient", scope: str = "global",
-                 train: TrainConfig | None = None, finetune: TrainConfig | None = None,
-                 loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
-    """Prune-and-regrow at fixed density (Deep R / ESL-SNN style rewiring) [@bellec2018deep; @shen2023eslsnns].
+@register("deep-r", kind="transform", taxonomy="pruning/unstructured", keys=("bellec2018deep",))
+def deep_r(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9, lr: float = 0.5,
+           l1: float = 1e-5, temperature: float | None = None, scope: str = "global",
+           train: TrainConfig | None = None, finetune: TrainConfig | None = None,
+           loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
+    r"""Deep R: exactly K active connections, rewired at random while training [@bellec2018deep].
 
-    Start from a magnitude mask at `sparsity`, then rewire it while training for `train` (default
-    `TRAIN`; see `RegrowHook`). The number of zeros never changes, so the sparsity is exact
-    throughout. `grow` is 'random' or 'gradient'; `finetune` (default none) retrains with the final mask.
+    Every weight gets a fixed sign $s$ and a parameter $\theta$: $w = s\,\theta$ while $\theta > 0$,
+    dormant ($w = 0$) otherwise. The $K = N - $ `round(sparsity * N)` weights of largest magnitude start
+    active, in one global pool or per layer (`scope="layer"`). While training for `train` (default
+    `TRAIN`), the active $\theta$ follow the paper's noisy SGD with an $L_1$ term (learning rate `lr` on
+    `fit`'s schedule, $\alpha$ = `l1`, temperature $T$), a $\theta$ that crosses zero turns its
+    connection dormant, and dormant connections drawn at random are reactivated so that exactly $K$ are
+    active after every step (`rewiring.DeepRHook`); Adam trains the other parameters. `lr` = 0.5,
+    `l1` = 1e-5 and the default $T = \eta\sigma^2/2$ with $\sigma$ = 1e-5 (gradient noise of standard
+    deviation $10^{-5}\eta$) are the authors' MNIST script's; there $\eta$ decays by 0.8 per epoch,
+    here it follows `fit`'s schedule. The paper starts from a random sparse network; this starts from the
+    input's largest weights. `finetune` (default none) retrains with the final mask.
     """
-    if grow not in ("random", "gradient"):
-        raise ValueError(f"grow must be 'random' or 'gradient', got {grow!r}")
-    net, layers, prior = _start(model, sparsity)
+    if scope not in ("global", "layer"):
+        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+    net, layers, prior = _start(model, sparsity, bake=True)
     train = budget(train, TRAIN, "train")
-    masks = combine(scoped_masks(keep_pruned(magnitude_scores(layers), prior), sparsity, scope), prior)
-    set_masks(layers, masks)
-    hook = RegrowHook(layers, masks, fraction=fraction, every=every, stop=int(end * train.steps(data.train_x.shape[0])),
-                      grow=grow, seed=train.seed, allowed=prior)
+    start = combine(scoped_masks(keep_pruned(magnitude_scores(layers), prior), sparsity, scope), prior)
+    for n, m in layers.items():
+        parametrize.register_parametrization(m, "weight", DeepRWeight(m.weight.detach(), start[n]))
+    groups = [list(layers)] if scope == "global" else [[n] for n in layers]
+    lrs = step_learning_rates(train, data.train_x.shape[0])
+    hook = DeepRHook({n: m.parametrizations.weight.original for n, m in layers.items()}, groups,
+                     [sum(int(start[n].sum()) for n in g) for g in groups], lr=lr,
+                     lr_scale=[x / train.lr for x in lrs], l1=l1,
+                     temperature=lr * 1e-10 / 2 if temperature is None else temperature, seed=train.seed,
+                     allowed=prior)
     history: list[dict] = []
-    run_phase(net, data, encoder, train, "rewire", history, hooks=[hook], extra_terms=loss_terms, extra_hooks=hooks)
-    for p in hook.params.values():
-        p.record_grad, p.grad = False, None
+    run_phase(net, data, encoder, train, "deep-r", history, hooks=[hook], extra_terms=loss_terms, extra_hooks=hooks)
+    bake_(net)  # w = s theta on the K active connections, 0 elsewhere
+    set_masks(layers, combine({n: (m.weight != 0).to(m.weight.dtype) for n, m in layers.items()}, prior))
     run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
-    return Compressed(net, encoder, history, {"sparsity": weight_sparsity(layers), "rewired": hook.rewired})
+    return Compressed(net, encoder, history, {"sparsity": weight_sparsity(layers), "scope": scope,
+                                              "reactivated": hook.reactivated})
+
+
+def _regrow(model, data, encoder, sparsity, scope, init, train, finetune, terms, hooks, **rewire) -> Compressed:
+    """Shared body of RigL and SET: a starting mask at `sparsity` (largest input weights, or random),
+    rewired by `rewiring.RegrowHook` while training, then `finetune` (default none) with the final mask."""
+    if init not in ("magnitude", "random"):
+        raise ValueError(f"init must be 'magnitude' or 'random', got {init!r}")
+    net, layers, prior = _start(model, sparsity)
+    gen = torch.Generator().manual_seed(train.seed)
+    scores = magnitude_scores(layers) if init == "magnitude" else \
+        {n: torch.rand(m.weight.shape, generator=gen) for n, m in layers.items()}
+    masks = combine(scoped_masks(keep_pruned(scores, prior), sparsity, scope), prior)
+    set_masks(layers, masks)
+    hook = RegrowHook(layers, masks, seed=train.seed, allowed=prior, **rewire)
+    history: list[dict] = []
+    run_phase(net, data, encoder, train, "rewire", history, hooks=[hook], extra_terms=terms, extra_hooks=hooks)
+    hook.release()
+    run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
+              extra_terms=terms, extra_hooks=hooks)
+    return Compressed(net, encoder, history, {"sparsity": weight_sparsity(layers), "rewired": hook.rewired,
+                                              "scope": scope, "init": init})
+
+
+@register("rigl", kind="transform", taxonomy="pruning/unstructured", keys=("evci2020rigging",))
+def rigl(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9, fraction: float = 0.3,
+         every: int = 100, end: float = 0.75, scope: str = "global", init: str = "magnitude",
+         train: TrainConfig | None = None, finetune: TrainConfig | None = None,
+         loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
+    r"""RigL: drop the smallest active weights, regrow where the dense gradient is largest, at fixed
+    density [@evci2020rigging].
+
+    From a mask at `sparsity` (the input's largest weights, or random with `init="random"`), every
+    `every` steps until the fraction `end` of the `train` steps (default `TRAIN`), each layer drops the
+    fraction $f_t = f\,(1 + \cos(\pi t/t_{end}))/2$ of its active weights and regrows as many where
+    $|\partial L/\partial w|$ is largest, at zero (`rewiring.RegrowHook`). The defaults are RigL's
+    ($f$ = 0.3, $\Delta T$ = 100, $t_{end}$ = 75 % of training, cosine decay). RigL trains a random
+    sparse network from scratch (uniform or ERK layer densities) and zeroes the optimiser's momentum of
+    regrown weights; here the start is the input's global magnitude mask by default and Adam's moments
+    are left to decay. `finetune` (default none) retrains with the final mask.
+    """
+    train = budget(train, TRAIN, "train")
+    return _regrow(model, data, encoder, sparsity, scope, init, train, finetune, loss_terms, hooks,
+                   fraction=fraction, every=every, stop=int(end * train.steps(data.train_x.shape[0])),
+                   grow="gradient", anneal="cosine")
+
+
+@register("sparse-evolutionary", kind="transform", taxonomy="pruning/unstructured", keys=("mocanu2018scalable",))
+def sparse_evolutionary(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9,
+                        fraction: float = 0.3, every: int | None = None, scope: str = "global",
+                        init: str = "magnitude", train: TrainConfig | None = None,
+                        finetune: TrainConfig | None = None, loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
+    r"""SET (sparse evolutionary training): drop the smallest active weights, regrow as many at
+    random, at fixed density [@mocanu2018scalable].
+
+    From a mask at `sparsity` (the input's largest weights, or random with `init="random"`), after every
+    epoch of `train` but the last (default `TRAIN`; `every` steps if given), each layer drops the
+    fraction $\zeta$ = `fraction` (SET's 0.3, constant) of its active weights with the smallest
+    magnitude and activates as many weights drawn at random, at zero (`rewiring.RegrowHook`). SET drops
+    the $\zeta$ smallest positive and the $\zeta$ largest negative weights separately and starts from an
+    Erdos-Renyi random graph per layer; here one magnitude ranking per layer and the input's global
+    magnitude mask (or a random one). `finetune` (default none) retrains with the final mask.
+    """
+    train = budget(train, TRAIN, "train")
+    n = data.train_x.shape[0]
+    return _regrow(model, data, encoder, sparsity, scope, init, train, finetune, loss_terms, hooks,
+                   fraction=fraction, every=every or math.ceil(n / train.batch_size), stop=train.steps(n),
+                   grow="random", anneal="constant")
 
 
 @register("admm", kind="transform", taxonomy="pruning/unstructured", keys=("deng2021comprehensive",))
@@ -252,28 +380,44 @@ def admm(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0
 
 
 @register("soft-threshold", kind="transform", taxonomy="pruning/unstructured",
-          keys=("chen2022state", "chen2023unified", "kusupati2020soft"))
-def soft_threshold(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9, end: float = 0.75,
-                   train: TrainConfig | None = None, finetune: TrainConfig | None = None,
-                   loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
-    """Soft-threshold pruning: ISTA-style shrinkage with a threshold scheduled to a sparsity
-    [@kusupati2020soft; @chen2022state; @chen2023unified].
+          keys=("chen2022state", "chen2023unified"))
+def soft_threshold(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9,
+                   threshold: float | None = None, train: TrainConfig | None = None,
+                   finetune: TrainConfig | None = None, loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
+    r"""Soft-threshold reparameterisation with a learning-rate-aware threshold schedule (STDS, LATS)
+    [@chen2022state; @chen2023unified].
 
-    Train for `train` (default `TRAIN`) with the shrinkage of `SoftThresholdHook`, its target sparsity
-    rising on the cubic schedule to `sparsity` at the fraction `end` of training and held there; the
-    last step leaves exactly `round(sparsity * N)` zeros (barring ties), and `finetune` (default
-    none) retrains with them fixed.
+    Each weight is computed from a hidden $\theta$ as $w = \mathrm{sign}(\theta)\,\mathrm{relu}(|\theta| - d_t)$,
+    with a straight-through gradient $\partial L/\partial\theta = \partial L/\partial w$
+    (`rewiring.SoftThresholdWeight`): survivors are offset by the current $d_t$ only, and a pruned
+    $\theta$ keeps learning, so synapses move between pruned and active. The threshold rises in
+    proportion to the learning rate, $d_t = D \sum_{i \le t}\eta_i / \sum_i \eta_i$, to $D$ at the end
+    of `train` (default `TRAIN`; `rewiring.ThresholdSchedule`, S-LATS under a cosine learning rate).
+    The papers set $D$ by hand; by default (`threshold=None`) $D$ is the magnitude of the
+    `round(sparsity * N)`-th smallest weight of the input (our calibration to the target). At the end,
+    a shortfall is cut from the smallest survivors, and an overshoot is undone by lowering $d$ to the
+    value that leaves exactly `round(sparsity * N)` zeros; `finetune` (default none) retrains with the mask.
     """
     net, layers, prior = _start(model, sparsity, bake=True)
     train = budget(train, TRAIN, "train")
-    total = train.steps(data.train_x.shape[0])
-    hook = SoftThresholdHook(layers, lambda t: cubic_sparsity(t, sparsity, end * total))
+    flat = torch.cat([m.weight.detach().abs().flatten() for m in layers.values()])
+    k = round(sparsity * flat.numel())
+    final = (float(torch.kthvalue(flat, k).values) if k else 0.0) if threshold is None else float(threshold)
+    params = [SoftThresholdWeight() for _ in layers]
+    for m, p in zip(layers.values(), params):
+        parametrize.register_parametrization(m, "weight", p)
+    schedule = ThresholdSchedule(params, final, step_learning_rates(train, data.train_x.shape[0]))
     history: list[dict] = []
-    run_phase(net, data, encoder, train, "soft-threshold", history, hooks=[hook],
+    run_phase(net, data, encoder, train, "soft-threshold", history, hooks=[schedule],
               extra_terms=loss_terms, extra_hooks=hooks)
-    shrink(layers, sparsity)
-    return _emergent_end(net, layers, sparsity, prior, data, encoder, finetune, history,
-                         {"final_threshold": hook.thresholds[-1] if hook.thresholds else 0.0}, loss_terms, hooks)
+    info = {"scheduled_threshold": float(params[0].d), "sparsity_reached_by_training": weight_sparsity(layers)}
+    thetas = torch.cat([m.parametrizations.weight.original.detach().abs().flatten() for m in layers.values()])
+    if k and int((thetas <= params[0].d).sum()) > k:  # overshoot: the d that leaves exactly k zeros
+        for p in params:
+            p.d.fill_(float(torch.kthvalue(thetas, k).values))
+    info["final_threshold"] = float(params[0].d)
+    bake_(net)
+    return _emergent_end(net, layers, sparsity, prior, data, encoder, finetune, history, info, loss_terms, hooks)
 
 
 @register("sparsity-report", kind="measure", taxonomy="pruning/unstructured", keys=("han2015learning",))
