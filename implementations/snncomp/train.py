@@ -53,6 +53,14 @@ class TrainConfig:
         """Optimiser steps `fit` takes on `samples` training examples."""
         return self.epochs * math.ceil(samples / self.batch_size)
 
+    def lr_factor(self, i: int, total: int) -> float:
+        r"""Multiplier of `lr` at optimiser step `i` of `total`: $(1 + \cos(\pi i / N))/2$ for the
+        cosine schedule, 1 for the constant one. `fit` uses it, and so does every method whose own
+        updates follow the learning rate."""
+        if self.schedule == "constant":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * min(i, total) / total))
+
 
 @dataclass
 class Step:
@@ -115,10 +123,7 @@ def fit(
     total = max(1, config.steps(n))
     trainable = list(params) if params is not None else [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
-    if config.schedule == "cosine":
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, total) / total)))
-    else:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: config.lr_factor(i, total))
     show = sys.stderr.isatty() if config.progress is None else config.progress
     history = History()
     index = 0

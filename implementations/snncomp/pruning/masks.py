@@ -20,7 +20,7 @@ from torch.nn.utils import parametrize
 from ..metrics import weight_layers
 
 __all__ = ["Masks", "Mask", "check_sparsity", "prunable_layers", "global_masks", "layer_masks",
-           "scoped_masks", "keep_pruned", "set_masks", "masks_of", "combine", "topup_to_sparsity"]
+           "scoped_masks", "keep_pruned", "set_masks", "masks_of", "combine", "prune_masks", "topup_to_sparsity"]
 
 Masks = dict[str, Tensor]  # layer name -> {0, 1} mask shaped like its weight
 
@@ -147,6 +147,12 @@ def keep_pruned(scores: dict[str, Tensor], masks: Masks | None) -> dict[str, Ten
     if masks is None:
         return scores
     return {n: s.masked_fill(masks[n] == 0, -1.0) for n, s in scores.items()}
+
+
+def prune_masks(scores: dict[str, Tensor], sparsity: float, scope: str, prior: Masks | None) -> Masks:
+    """Masks cutting the lowest `scores` to `sparsity` (`scoped_masks`), with the entries a `prior`
+    mask already cut ranked first and kept cut (`keep_pruned`, `combine`)."""
+    return combine(scoped_masks(keep_pruned(scores, prior), sparsity, scope), prior)
 
 
 @torch.no_grad()

@@ -8,8 +8,6 @@ own updates are tied to it (Grad R's prior step, Deep R's SGD step, the soft-thr
 
 from __future__ import annotations
 
-import math
-
 from ..train import TrainConfig
 from .masks import check_sparsity
 
@@ -34,9 +32,7 @@ def iterative_sparsity(s_final: float, rounds: int) -> list[float]:
 
 
 def step_learning_rates(config: TrainConfig, samples: int) -> list[float]:
-    r"""The learning rate of each optimiser step of `train.fit(config)` on `samples` examples:
-    $\eta_i = \eta\,(1 + \cos(\pi i / N))/2$ for the cosine schedule, $\eta$ for the constant one."""
+    """The learning rate of each optimiser step of `train.fit(config)` on `samples` examples
+    (`TrainConfig.lr_factor` times `lr`)."""
     total = max(1, config.steps(samples))
-    if config.schedule == "constant":
-        return [config.lr] * config.steps(samples)
-    return [config.lr * 0.5 * (1 + math.cos(math.pi * min(i, total) / total)) for i in range(config.steps(samples))]
+    return [config.lr * config.lr_factor(i, total) for i in range(config.steps(samples))]

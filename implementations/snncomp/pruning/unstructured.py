@@ -35,7 +35,7 @@ from ..metrics import weight_sparsity
 from ..registry import register
 from ..train import Hook, LossTerm, Step, TrainConfig
 from .hooks import ADMMHook, GradualPruneHook
-from .masks import (check_sparsity, combine, global_masks, keep_pruned, masks_of, prunable_layers, scoped_masks,
+from .masks import (check_sparsity, combine, global_masks, keep_pruned, masks_of, prunable_layers, prune_masks,
                     set_masks, topup_to_sparsity)
 from .rewiring import (DeepRHook, DeepRWeight, GradRPrior, GradRWeight, RegrowHook, SoftThresholdWeight,
                        ThresholdSchedule)
@@ -80,7 +80,7 @@ def magnitude(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: floa
     history: list[dict] = []
     run_phase(net, data, encoder, budget(train, NONE, "train"), "train", history,
               extra_terms=loss_terms, extra_hooks=hooks)
-    set_masks(layers, combine(scoped_masks(keep_pruned(magnitude_scores(layers), prior), sparsity, scope), prior))
+    set_masks(layers, prune_masks(magnitude_scores(layers), sparsity, scope, prior))
     run_phase(net, data, encoder, budget(finetune, FINETUNE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
     return Compressed(net, encoder, history, {"sparsity": weight_sparsity(layers), "scope": scope})
@@ -271,7 +271,7 @@ def deep_r(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float =
         raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
     net, layers, prior = _start(model, sparsity, bake=True)
     train = budget(train, TRAIN, "train")
-    start = combine(scoped_masks(keep_pruned(magnitude_scores(layers), prior), sparsity, scope), prior)
+    start = prune_masks(magnitude_scores(layers), sparsity, scope, prior)
     for n, m in layers.items():
         parametrize.register_parametrization(m, "weight", DeepRWeight(m.weight.detach(), start[n]))
     groups = [list(layers)] if scope == "global" else [[n] for n in layers]
@@ -300,7 +300,7 @@ def _regrow(model, data, encoder, sparsity, scope, init, train, finetune, terms,
     gen = torch.Generator().manual_seed(train.seed)
     scores = magnitude_scores(layers) if init == "magnitude" else \
         {n: torch.rand(m.weight.shape, generator=gen) for n, m in layers.items()}
-    masks = combine(scoped_masks(keep_pruned(scores, prior), sparsity, scope), prior)
+    masks = prune_masks(scores, sparsity, scope, prior)
     set_masks(layers, masks)
     hook = RegrowHook(layers, masks, seed=train.seed, allowed=prior, **rewire)
     history: list[dict] = []
@@ -373,7 +373,7 @@ def admm(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0
     history: list[dict] = []
     run_phase(net, data, encoder, budget(train, TRAIN, "train"), "admm", history, loss_terms=[hook.penalty],
               hooks=[hook], extra_terms=loss_terms, extra_hooks=hooks)
-    set_masks(layers, combine(scoped_masks(keep_pruned(magnitude_scores(layers), prior), sparsity, scope), prior))
+    set_masks(layers, prune_masks(magnitude_scores(layers), sparsity, scope, prior))
     run_phase(net, data, encoder, budget(finetune, FINETUNE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
     return Compressed(net, encoder, history, {"sparsity": weight_sparsity(layers), "scope": scope})
