@@ -399,6 +399,48 @@ def test_remove_units_equals_masked_mlp(trained_mlp, split):
     assert metrics.count_params(small) < metrics.count_params(trained_mlp)
 
 
+@pytest.fixture(scope="module")
+def trained_convfc(split):
+    """A tiny conv SNN with two spiking dense blocks after the convolutions (conv -> dense -> dense -> head)."""
+    model = models.conv_snn((1, 8, 8), channels=(4, 8), hidden=(12, 10), seed=0)
+    fit(model, split, ENC, TrainConfig(epochs=2, batch_size=64, progress=False), evaluate_test=False)
+    return model
+
+
+def test_remove_units_equals_masked_conv_then_dense(trained_convfc, split):
+    net = copy.deepcopy(trained_convfc)
+    layers = pruning.prunable_layers(net)
+    pruning.set_masks(layers, pruning.global_masks(pruning.magnitude_scores(layers), 0.5))  # masks ride along
+    keep = {0: torch.tensor([0, 3]), 1: torch.tensor([1, 4, 6]), 2: torch.tensor([0, 2, 5, 7, 11]),
+            3: torch.tensor([2, 3, 9])}
+    small = pruning.remove_units(net, keep)
+    masked = pruning.mask_units(net, keep)
+    x = ENC(split.test_x[:64])
+    small.eval(), masked.eval()
+    with torch.no_grad():
+        assert torch.allclose(small(x), masked(x), atol=1e-5)
+    # channel c of the last conv block owned the H*W = 4 input columns 4c .. 4c+3 of the first dense layer
+    w = net.blocks[2].fc.weight.detach()
+    cols = torch.cat([torch.arange(4 * c, 4 * c + 4) for c in (1, 4, 6)])
+    assert torch.equal(small.blocks[2].fc.weight.detach(), w[keep[2]][:, cols])
+    assert small.blocks[2].fc.in_features == 3 * 2 * 2 and small.blocks[2].fc.out_features == 5
+    assert small.blocks[3].fc.in_features == 5 and small.blocks[3].fc.out_features == 3
+    assert small.head.in_features == 3 and small.blocks[3].neuron.threshold.shape == (3,)
+    # the masks were cut with the weights and stay in force
+    assert torch.equal(small.blocks[2].fc.parametrizations.weight[0].mask,
+                       net.blocks[2].fc.parametrizations.weight[0].mask[keep[2]][:, cols])
+    assert metrics.count_params(small) < metrics.count_params(net)
+
+
+def test_structured_methods_on_conv_then_dense(trained_convfc, split):
+    slim = pruning.channel_slimming(trained_convfc, split, ENC, sparsity=0.5, train=CFG, finetune=CFG)
+    assert slim.info["units_after"] == [2, 4, 12, 10]  # BatchNorm scores: the dense blocks stay whole
+    act = pruning.activity_pruning(trained_convfc, split, ENC, sparsity=0.5, finetune=CFG)
+    assert act.info["units_after"] == [2, 4, 6, 5]
+    for res in (slim, act):
+        assert res.model(ENC(split.test_x[:4])).shape == (4, 10)
+
+
 def test_per_channel_neuron_state_follows_the_channel(trained):
     net = copy.deepcopy(trained)
     net.blocks[0].neuron.threshold.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
