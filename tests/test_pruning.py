@@ -70,6 +70,36 @@ def test_layer_masks_exact_per_layer():
     assert int((masks["a"] == 0).sum()) == 50 and int((masks["b"] == 0).sum()) == round(0.5 * 33)
 
 
+def test_normalised_masks_ignore_a_layer_scale():
+    g = torch.Generator().manual_seed(1)
+    scores = {"a": torch.rand(40, generator=g), "b": torch.rand(60, generator=g)}
+    shrunk = {"a": scores["a"] * 0.01, "b": scores["b"]}  # layer a's weights rescaled (BatchNorm undoes it)
+    norm, norm_shrunk = pruning.normalised_masks(scores, 0.5), pruning.normalised_masks(shrunk, 0.5)
+    assert all(torch.equal(norm[k], norm_shrunk[k]) for k in scores)
+    assert sum(int((m == 0).sum()) for m in norm.values()) == 50
+    # a plain global pool follows the scale: it now cuts every weight of layer a
+    assert int(pruning.global_masks(shrunk, 0.4)["a"].sum()) == 0
+    # entries a prior mask cut (score -1) still go first and stay cut
+    prior = {"a": (torch.arange(40) >= 10).float(), "b": torch.ones(60)}
+    masks = pruning.prune_masks(scores, 0.2, "normalised", prior)
+    assert torch.equal(masks["a"][:10], torch.zeros(10)) and sum(int((m == 0).sum()) for m in masks.values()) == 20
+    with pytest.raises(ValueError, match="scope must be one of 'global', 'layer', 'normalised'"):
+        pruning.scoped_masks(scores, 0.5, "per-layer")
+
+
+def test_normalised_scope_is_invariant_to_a_bn_conv_weight_scale(trained, split):
+    net = copy.deepcopy(trained)
+    with torch.no_grad():
+        net.blocks[1].conv.weight.mul_(0.05)  # the BN-followed conv computes the same (train-mode BN)
+    ft0 = TrainConfig(epochs=0)
+    a = pruning.magnitude(trained, split, ENC, sparsity=0.6, finetune=ft0, scope="normalised")
+    b = pruning.magnitude(net, split, ENC, sparsity=0.6, finetune=ft0, scope="normalised")
+    masks_a, masks_b = (pruning.masks_of(pruning.prunable_layers(r.model)) for r in (a, b))
+    assert all(torch.equal(masks_a[k], masks_b[k]) for k in masks_a)
+    g = pruning.magnitude(net, split, ENC, sparsity=0.6, finetune=ft0, scope="global")
+    assert float(pruning.masks_of(pruning.prunable_layers(g.model))["blocks.1.conv"].mean()) < 0.01
+
+
 def test_schedules():
     assert pruning.cubic_sparsity(0, 0.9, 100) == 0.0
     assert pruning.cubic_sparsity(100, 0.9, 100) == pytest.approx(0.9)
