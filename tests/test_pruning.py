@@ -83,8 +83,22 @@ def test_normalised_masks_ignore_a_layer_scale():
     prior = {"a": (torch.arange(40) >= 10).float(), "b": torch.ones(60)}
     masks = pruning.prune_masks(scores, 0.2, "normalised", prior)
     assert torch.equal(masks["a"][:10], torch.zeros(10)) and sum(int((m == 0).sum()) for m in masks.values()) == 20
-    with pytest.raises(ValueError, match="scope must be one of 'global', 'layer', 'normalised'"):
+    with pytest.raises(ValueError, match="scope must be one of 'global', 'layer', 'normalised', 'lamp'"):
         pruning.scoped_masks(scores, 0.5, "per-layer")
+
+
+def test_lamp_scores_hand_worked_and_keep_every_layer():
+    # layer a: |w| = 1, 2, 3 -> squares 1, 4, 9 -> LAMP 1/14, 4/13, 9/9; layer b: 0.5 -> 1
+    scores = {"a": torch.tensor([3.0, 1.0, 2.0]), "b": torch.tensor([0.5])}
+    assert torch.equal(pruning.lamp_masks(scores, 0.25)["a"], torch.tensor([1.0, 0.0, 1.0]))  # 1/14 goes first
+    assert torch.equal(pruning.lamp_masks(scores, 0.5)["a"], torch.tensor([1.0, 0.0, 0.0]))  # then 4/13
+    assert int(pruning.lamp_masks(scores, 0.5)["b"].sum()) == 1  # b's only weight scores 1: kept
+    g = torch.Generator().manual_seed(2)
+    big = {"small": torch.rand(20, generator=g), "huge": torch.randn(5000, generator=g).abs()}
+    masks = pruning.lamp_masks(big, 0.99)
+    assert masks["small"].sum() >= 1 and sum(int((m == 0).sum()) for m in masks.values()) == round(0.99 * 5020)
+    shrunk = {"small": big["small"] * 1e-3, "huge": big["huge"]}
+    assert all(torch.equal(masks[k], pruning.lamp_masks(shrunk, 0.99)[k]) for k in big)
 
 
 def test_normalised_scope_is_invariant_to_a_bn_conv_weight_scale(trained, split):

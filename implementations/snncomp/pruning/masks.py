@@ -8,8 +8,9 @@ hook, since $\partial L / \partial \theta = m \odot \partial L / \partial w$ is 
 `compress.bake` turns the mask into a plain tensor for export.
 
 Masks are chosen from importance scores with an exact count of zeros: `round(sparsity * N)` over
-one global pool (`global_masks`), in every layer separately (`layer_masks`), or over one pool of
-scores divided by their layer's mean (`normalised_masks`).
+one global pool (`global_masks`), in every layer separately (`layer_masks`), over one pool of
+scores divided by their layer's mean (`normalised_masks`), or over one pool of LAMP scores
+(`lamp_masks`, [@lee2021layeradaptive]).
 
 **Why a normalised pool.** A convolution followed by BatchNorm computes the same function when its
 weights are multiplied by any $c > 0$: BatchNorm divides the scale out again. Such a layer's
@@ -17,6 +18,9 @@ magnitudes have no scale of their own; in one global ranking, a layer whose weig
 small (a wide layer initialised with a small fan-in-scaled spread, or one shrunk by weight decay) is
 cut first although its weights matter as much. Dividing each layer's scores by its mean score makes
 the ranking invariant to that rescaling, while still letting layers end at different sparsities.
+Dividing by the mean has its own failure: when one layer holds almost every weight, the cut at a high
+sparsity is set by that layer's tail and can empty a small layer whose scores are spread more evenly
+(the benchmark shows it). LAMP's per-layer normalisation keeps every layer's largest entry to the last.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from torch.nn.utils import parametrize
 from ..metrics import weight_layers
 
 __all__ = ["Masks", "Mask", "check_sparsity", "prunable_layers", "global_masks", "layer_masks",
-           "normalised_masks", "SCOPES", "scoped_masks", "keep_pruned", "set_masks", "masks_of", "combine", "prune_masks", "topup_to_sparsity"]
+           "normalised_masks", "lamp_masks", "SCOPES", "scoped_masks", "keep_pruned", "set_masks", "masks_of", "combine", "prune_masks", "topup_to_sparsity"]
 
 Masks = dict[str, Tensor]  # layer name -> {0, 1} mask shaped like its weight
 
@@ -156,18 +160,40 @@ def normalised_masks(scores: dict[str, Tensor], sparsity: float) -> Masks:
     return global_masks(out, sparsity)
 
 
-SCOPES = ("global", "layer", "normalised")
+def lamp_masks(scores: dict[str, Tensor], sparsity: float) -> Masks:
+    r"""`global_masks` over LAMP scores [@lee2021layeradaptive]: in each layer, with its scores sorted
+    ascending, entry $u$ scores $s_u^2 / \sum_{v \ge u} s_v^2$, its squared score over the sum of the
+    squares of the entries at least as large.
+
+    As in the authors' code, ties are broken by the sort. The largest entry of every layer scores 1, so
+    no layer is emptied before every other entry is cut, and multiplying a layer's scores by a constant
+    leaves the masks unchanged. Entries a prior mask cut (score -1 from `keep_pruned`) stay cut first.
+    """
+    out = {}
+    for n, s in scores.items():
+        sq = s.clamp(min=0).flatten() ** 2
+        srt, idx = sq.sort()  # ascending
+        tail = srt.flip(0).cumsum(0).flip(0)  # sum_{v >= u} s_v^2
+        lamp = torch.zeros_like(sq)
+        lamp[idx] = torch.where(tail > 0, srt / tail.clamp(min=torch.finfo(sq.dtype).tiny), torch.zeros_like(srt))
+        out[n] = torch.where(s.flatten() < 0, torch.full_like(lamp, -1.0), lamp).view_as(s)
+    return global_masks(out, sparsity)
+
+
+SCOPES = ("global", "layer", "normalised", "lamp")
 
 
 def scoped_masks(scores: dict[str, Tensor], sparsity: float, scope: str) -> Masks:
     """`global_masks` for `scope="global"`, `layer_masks` for `scope="layer"`, `normalised_masks`
-    for `scope="normalised"`."""
+    for `scope="normalised"`, `lamp_masks` for `scope="lamp"`."""
     if scope == "global":
         return global_masks(scores, sparsity)
     if scope == "layer":
         return layer_masks(scores, sparsity)
     if scope == "normalised":
         return normalised_masks(scores, sparsity)
+    if scope == "lamp":
+        return lamp_masks(scores, sparsity)
     raise ValueError(f"scope must be one of {', '.join(map(repr, SCOPES))}, got {scope!r}")
 
 
