@@ -167,34 +167,33 @@ def _mean(rows: list[dict]) -> dict:
 
 
 # The order runs are started in, most wanted first, so that what a time limit cuts loses the least:
-# the magnitude runs in `FIRST` over all seeds, then every other run for seed 0, then for seed 1, then
-# seed 2 (`schedule`); within a seed, the over-parameterised targets at 98 % and the two pools, then every
-# method at 90 % alternating compact and over-parameterised, then the structured runs, and the costly
-# lottery tickets and the rate-coded time-step reduction last.
+# every run for seed 0, then for seed 1, then seed 2 (`schedule`); within a seed, magnitude pruning of
+# both baselines and the over-parameterised targets at 98 % (`FIRST`), every method at 90 % on the
+# over-parameterised baseline, the magnitude sweep and pools (`NEXT`), every method at 90 % on the compact
+# baseline, then the structured runs, and the costly lottery tickets and the rate-coded time-step reduction last.
 FIRST = ["magnitude-98-fc256", "magnitude-98-lamp-fc256", "magnitude-98-layer-fc256", "magnitude-90",
-         "magnitude-95", "magnitude-98", "magnitude-90-fc256"]
-NEXT = ["rigl-98-fc256", "gradual-magnitude-98-fc256", "magnitude-98-normalised-fc256", "magnitude-90-lamp",
-        "magnitude-90-layer", "magnitude-90-normalised"]
+         "magnitude-90-fc256", "rigl-98-fc256", "gradual-magnitude-98-fc256"]
+NEXT = ["magnitude-95", "magnitude-98", "magnitude-98-normalised-fc256", "magnitude-90-lamp", "magnitude-90-layer",
+        "magnitude-90-normalised"]
 LAST = ["channel-slimming-50", "activity-pruning-conv-50", "activity-pruning-mlp-50",
         "lottery-ticket-90", "lottery-ticket-90-fc256", "timestep-reduction"]
 
 
 def priority(runs: list[str]) -> list[str]:
-    """`runs` in starting order: `FIRST`, `NEXT`, the 90 % runs alternating compact and
-    over-parameterised, then `LAST`."""
-    head = FIRST + NEXT
-    middle = [r for r in RUNS if r not in head and r not in LAST]
-    pairs = [r for r in middle if not r.endswith("-fc256")]
-    order = head + [x for r in pairs for x in (r, r + "-fc256") if x in middle] + \
-        [r for r in middle if r.endswith("-fc256") and r[:-6] not in pairs] + LAST
+    """`runs` in starting order: `FIRST`, every method at 90 % on the over-parameterised baseline (its
+    targets), `NEXT`, every method at 90 % on the compact one, then `LAST`."""
+    head = FIRST + NEXT + LAST
+    middle = [r for r in RUNS if r not in head]
+    order = FIRST + [r for r in middle if r.endswith("-fc256")] + NEXT + \
+        [r for r in middle if not r.endswith("-fc256")] + LAST
     return [r for r in order if r in runs]
 
 
 def schedule(runs: list[str], seeds: list[int]) -> list[tuple[str, int]]:
-    """(run, seed) pairs in submission order: the `FIRST` runs over all seeds, then the rest seed by seed."""
+    """(run, seed) pairs in submission order: every run for the first seed (in `priority` order), then
+    every run for the next seed, so that a time limit leaves every method with at least one seed."""
     runs = priority(runs)
-    first = [(r, s) for r in runs if r in FIRST for s in seeds]
-    return first + [(r, s) for s in seeds for r in runs if r not in FIRST]
+    return [(r, s) for s in seeds for r in runs]
 
 
 def main(argv=None) -> int:
@@ -203,6 +202,8 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--only", default="", help="comma-separated run names")
     ap.add_argument("--output", default=str(OUT))
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the finished runs of an existing (partial) result file and run only the others")
     ap.add_argument("--tables-only", action="store_true",
                     help="recompute the summary tables of an existing result file without training")
     args = ap.parse_args(argv)
@@ -220,6 +221,20 @@ def main(argv=None) -> int:
     # baseline is measured, else measures (trains first if not cached) the baseline the next run needs
     pending = schedule(runs, seeds)
     ready, started, inflight = set(), set(), {}
+    if args.resume and Path(args.output).exists():  # the finished runs and measured baselines of an earlier run
+        old = json.loads(Path(args.output).read_text())
+        for b, v in old.get("baselines", {}).items():
+            for s, m in v["seeds"].items():
+                state["trained"][(b, int(s))] = {"metrics": m}
+                ready.add((b, int(s)))
+                started.add((b, int(s)))
+                if b not in state["bases"]:
+                    state["bases"].append(b)
+        for r, v in old.get("runs", {}).items():
+            if r in RUNS:
+                state["results"][r] = {s: row for s, row in v["seeds"].items() if "error" not in row}
+        pending = [(r, s) for r, s in pending if str(s) not in state["results"].get(r, {})]
+        state["t_start"] -= old.get("wall_seconds", 0.0)  # wall time over both sessions
     with ProcessPoolExecutor(max_workers=args.jobs, initializer=_init) as pool:
         while pending or inflight:
             while len(inflight) < args.jobs:
@@ -331,6 +346,12 @@ def add_tables(out: dict) -> dict:
                       "sparsity per layer": _layer_sparsity(out["runs"][n])}
                      for n, r in rows.items() if r["scope"]]
     out["targets"] = _targets(unstructured, out)
+    out["baseline_table"] = [{"baseline": b, "seeds": len(v["seeds"]), "accuracy": round(v["mean"]["accuracy"], 4),
+                              "accuracy std": round(v["mean"].get("accuracy_std", 0.0), 4), "params": int(v["mean"]["params"]),
+                              "dense synops": int(v["mean"]["dense_synops"]),
+                              "effective synops": int(v["mean"]["effective_synops"]),
+                              "energy µJ": round(v["mean"]["energy_uj"], 3),
+                              "training s": round(v["mean"]["seconds"])} for b, v in out["baselines"].items()]
     ts = out["runs"].get("timestep-reduction", {}).get("per_T_mean")
     if ts:
         out["timesteps"] = [{"T": int(T), "accuracy": round(v["accuracy"], 4), "spikes per sample": round(v["spikes_per_sample"]),

@@ -7,8 +7,9 @@ Every method here is a registered transform with the contract of `snncomp.compre
 
 **What is pruned.** The weights of every `nn.Conv2d` and `nn.Linear`, readout included, ranked in one
 global pool (`scope="global"`, the default), each layer to the same sparsity (`scope="layer"`), or in
-one pool of scores divided by their layer's mean (`scope="normalised"`, `masks.normalised_masks`: the
-ranking no longer follows the arbitrary weight scale of BatchNorm-followed convolutions; not for Deep R).
+one pool of layer-normalised scores (`scope="normalised"`: divided by the layer's mean; `scope="lamp"`:
+LAMP scores [@lee2021layeradaptive]), whose ranking no longer follows the arbitrary weight scale of
+BatchNorm-followed convolutions (`masks`; Deep R takes only "global" and "layer").
 Mask-based and fixed-density methods (RigL, SET, Deep R) reach the requested sparsity exactly
 (`round(sparsity * N)` zeros); the ones whose sparsity emerges from training (Grad R, soft threshold)
 cut the smallest survivors at the end if training left them short of it (`info["topped_up"]` says how
