@@ -233,7 +233,7 @@ def generate(images: Tensor | np.ndarray, labels: Tensor | np.ndarray | None = N
 
 def to_frames(events: np.ndarray, T: int, by: str = "time", duration_us: int | None = None,
               sensor_size: tuple[int, int, int] = SENSOR) -> np.ndarray:
-    """Bin one stream into `[T, 2, H, W]` event counts with Tonic's `ToFrame` [@lenz2021tonic].
+    r"""Bin one stream into `[T, 2, H, W]` event counts with Tonic's `ToFrame` [@lenz2021tonic].
 
     `by="time"`: T equal windows over `[0, duration_us)` (the whole recording, so early bins hold only
     the first saccade), every event in exactly one bin; `by="count"`: T bins of $\lfloor N/T \rfloor$
