@@ -98,11 +98,13 @@ def on_files(files, config, **kwargs):
 
 _METHODS_MARK = re.compile(r"<!--\s*methods:\s*([\w-]+)\s*-->")
 _RESULTS_MARK = re.compile(r"<!--\s*results:\s*([\w-]+)(?:\s+([\w-]+))?\s*-->")
+_CHIPS_MARK = re.compile(r"<!--\s*chips:\s*profiles\s*-->")
 
 
 def on_page_markdown(markdown, page, config, files, **kwargs):
     k: Knowledge = _STATE["k"]
     markdown = _METHODS_MARK.sub(lambda m: pages.section_table(k, m.group(1)), markdown)
+    markdown = _CHIPS_MARK.sub(lambda m: pages.chip_profiles_table(), markdown)
     return _RESULTS_MARK.sub(lambda m: pages.results_block(_STATE["base"], m.group(1), m.group(2)), markdown)
 
 

@@ -162,3 +162,84 @@ def test_energy_neuron_updates_and_comparison():
         e.with_updates_pj("shift")
     with pytest.raises(ValueError, match="accounting"):
         c.ratio(None, "sparse")
+
+
+# ----------------------------------------------------------------------------- chip energy profiles
+
+
+def test_chip_profiles_load_and_carry_their_sources():
+    from snncomp import chips
+
+    ps = chips.profiles()
+    assert {"horowitz-45nm", "loihi", "truenorth", "odin", "darwin3"} <= set(ps)
+    assert ps["truenorth"].scope == "all-in" and ps["truenorth"].e_synop == 26.0
+    assert ps["loihi"].evidence == "simulated" and ps["truenorth"].evidence == "measured"
+    for p in ps.values():
+        assert p.source.get("key") or p.source.get("note")
+        if p.published:
+            assert p.source["key"] and p.source["where"] and p.e_synop > 0
+    assert not ps["loihi2"].published and chips.price(_report(effective_acs=10.0), "loihi2") is None
+
+
+def test_horowitz_profile_is_the_energy_model_in_use():
+    from snncomp import chips
+
+    r = _report(effective_macs=1000.0, effective_acs=5000.0, neuron_updates=300.0, spikes_per_sample=40.0)
+    priced = chips.price(r, "horowitz-45nm")
+    assert priced.terms["synaptic"] == pytest.approx(energy.estimate(r, "fp32").total_pj)
+    assert set(priced.missing) == {"neuron_updates", "spikes"} and not priced.macs_as_synops
+
+
+def test_chip_pricing_per_term_and_all_in():
+    from snncomp import chips
+
+    r = _report(effective_macs=100.0, effective_acs=1000.0, neuron_updates=50.0, spikes_per_sample=7.0)
+    tn = chips.price(r, "truenorth")  # all-in: one term, MACs priced as synaptic events
+    assert tn.terms == {"synaptic": pytest.approx(1100 * 26.0)} and tn.missing == () and tn.macs_as_synops
+    p = chips.Profile("toy", "toy", "1 nm", "per-term", "derived", "primary", {"key": "k", "where": "p. 1"},
+                      e_synop=2.0, e_neuron_update=3.0, e_spike=5.0)
+    toy = chips.price(r, p)
+    assert toy.terms == {"synaptic": 2.0 * 1100, "neuron_updates": 3.0 * 50, "spikes": 5.0 * 7}
+    assert toy.total_pj == 2200 + 150 + 35
+    assert set(chips.price_all(r)) == {n for n, q in chips.profiles().items() if q.published}
+
+
+@pytest.mark.parametrize("body, message", [
+    ('[bad]\nlabel = "x"\nnode = "n"\nscope = "per-term"\nevidence = "measured"\nconfirmed = "primary"\n'
+     'e_synop = 1.0\n', "profile 'bad', field 'source'"),
+    ('[neg]\nlabel = "x"\nnode = "n"\nscope = "per-term"\nevidence = "measured"\nconfirmed = "primary"\n'
+     'e_synop = -1.0\nsource = { key = "k", where = "p. 1" }\n', "profile 'neg', field 'e_synop'"),
+    ('[odd]\nlabel = "x"\nnode = "n"\nscope = "most"\nevidence = "measured"\nconfirmed = "primary"\n'
+     'source = { note = "none" }\n', "profile 'odd', field 'scope'"),
+    ('[typo]\nlabel = "x"\nnode = "n"\nscope = "per-term"\nevidence = "measured"\nconfirmed = "primary"\n'
+     'e_synapse = 1.0\nsource = { note = "none" }\n', "profile 'typo', field 'e_synapse'"),
+    ('[allin]\nlabel = "x"\nnode = "n"\nscope = "all-in"\nevidence = "measured"\nconfirmed = "primary"\n'
+     'e_synop = 1.0\ne_spike = 2.0\nsource = { key = "k", where = "p. 1" }\n', "profile 'allin', field 'scope'"),
+])
+def test_bad_profiles_are_rejected_at_load_time(tmp_path, body, message):
+    from snncomp import chips
+
+    f = tmp_path / "profiles.toml"
+    f.write_text(body)
+    with pytest.raises(chips.ProfileError, match=message) as e:
+        chips.load(f)
+    assert str(f) in str(e.value)
+
+
+def test_unknown_profile_lists_the_known_ones():
+    from snncomp import chips
+
+    with pytest.raises(KeyError, match="known profiles: horowitz-45nm, loihi"):
+        chips.get("loihi3")
+
+
+def test_profile_sources_are_in_the_bibliography():
+    from snncomp import chips
+    from snncomp.kb import bib
+
+    from pathlib import Path
+
+    keys = set(bib.load(Path(__file__).resolve().parents[1] / "references.bib"))
+    for p in chips.profiles().values():
+        if p.source.get("key"):
+            assert p.source["key"] in keys, p.name

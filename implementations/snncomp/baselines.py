@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import data, encoding, models
+from . import data, encoding, events, models
 from .files import write_atomic
 from .train import TrainConfig, fit
 
@@ -61,9 +61,12 @@ BASELINES: dict[str, Baseline] = {
     # the over-parameterised benchmark network: the compact one with a spiking fully connected
     # layer of 256 between the convolutions and the readout, ~409k weights (98 % in that layer)
     "conv-fc256-direct4": Baseline(models.conv_snn, kwargs={"hidden": (256,)}),
+    # the same conv SNN on synthetic N-MNIST-like events: 2 x 34 x 34 frames, 16 time bins merged into 8
+    "conv-events": Baseline(models.conv_snn, kwargs={"in_shape": (2, 34, 34)}, encoder=events.Frames(8),
+                            config=TrainConfig(epochs=3), dataset="nmnist-like"),
 }
 
-_DATA = {"mnist5k": data.mnist5k, "digits": data.digits}
+_DATA = {"mnist5k": data.mnist5k, "digits": data.digits, "nmnist-like": events.nmnist_like}
 
 
 def cache_dir() -> Path:

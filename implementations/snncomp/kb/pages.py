@@ -204,6 +204,22 @@ def results_block(base: Path, name: str, table: str | None = None) -> str:
     return "\n".join(out) + "\n\n" + prov + "\n"
 
 
+def chip_profiles_table() -> str:
+    """The chip energy profiles of `snncomp/chips.toml` as a table (generated at build time, never copied)."""
+    from snncomp import chips
+
+    def pj(v):
+        return "-" if v is None else f"{v:g}"
+
+    out = ["| profile | node | V | pJ / synaptic op | pJ / MAC | pJ / neuron update | pJ / spike | scope | "
+           "evidence | read in | source |", "|" + "---|" * 11]
+    for p in chips.profiles().values():
+        out.append(f"| {p.label} | {p.node} | {pj(p.voltage)} | {pj(p.e_synop)} | {pj(p.e_mac)} | "
+                   f"{pj(p.e_neuron_update)} | {pj(p.e_spike)} | {p.scope} | {p.evidence} | {p.confirmed if p.published else '-'} | "
+                   f"{_fmt(p.cite())}; {_fmt(p.source.get('note', '')) if p.source.get('key') else ''} |")
+    return "\n".join(out) + "\n\n*Generated at build time from `implementations/snncomp/chips.toml`.*\n"
+
+
 # ----------------------------------------------------------------------------- API reference
 
 
