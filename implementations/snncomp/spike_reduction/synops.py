@@ -61,10 +61,12 @@ def layer_synops(module: nn.Module, x: Tensor) -> tuple[Tensor, bool]:
     non-zero indicator, a constant, as `metrics` counts MACs."""
     fo = fan_out(module, tuple(x.shape[1:]))
     binary = _binary(x.detach())
-    src = x if binary else (x.detach() != 0).to(x.dtype)
-    if binary:
-        # |x| = x for spikes in {0, 1}; ternary spikes (-1) are one operation each, as in the metric
-        src = src.abs()
+    if not binary:
+        src = (x.detach() != 0).to(x.dtype)
+    elif bool((x.detach() < 0).any()):
+        src = x.abs()  # ternary spikes: a -1 is one operation, as in the metric
+    else:
+        src = x  # spikes in {0, 1}: the gradient with respect to x_i is f_i
     return (src.sum(0).to(torch.float64) * fo).sum(), binary
 
 
