@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import data, encoding, models
+from . import data, encoding, events, models
 from .files import write_atomic
 from .train import TrainConfig, fit
 
@@ -58,9 +58,12 @@ BASELINES: dict[str, Baseline] = {
     "conv-ann": Baseline(models.conv_ann, encoder=encoding.Direct(1)),
     "mlp-direct4": Baseline(models.mlp_snn, config=TrainConfig(epochs=6)),
     "conv-rate16": Baseline(models.conv_snn, encoder=encoding.Rate(16), config=TrainConfig(epochs=4)),
+    # the same conv SNN on synthetic N-MNIST-like events: 2 x 34 x 34 frames, 16 time bins merged into 8
+    "conv-events": Baseline(models.conv_snn, kwargs={"in_shape": (2, 34, 34)}, encoder=events.Frames(8),
+                            config=TrainConfig(epochs=3), dataset="nmnist-like"),
 }
 
-_DATA = {"mnist5k": data.mnist5k, "digits": data.digits}
+_DATA = {"mnist5k": data.mnist5k, "digits": data.digits, "nmnist-like": events.nmnist_like}
 
 
 def cache_dir() -> Path:
