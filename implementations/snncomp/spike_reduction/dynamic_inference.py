@@ -76,11 +76,13 @@ def exit_steps(prefix: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
     `prefix: [T, B, classes]`."""
     alpha = check_threshold(threshold)
     T = prefix.shape[0]
+    # --8<-- [start:exit]
     conf = F.softmax(prefix, dim=-1).amax(-1)  # [T, B]
     confident = conf > alpha
     confident[-1] = True  # the last step always answers
     steps = confident.float().argmax(0) + 1  # first confident step, 1-based
     chosen = prefix[steps - 1, torch.arange(prefix.shape[1])]
+    # --8<-- [end:exit]
     assert int(steps.max()) <= T
     return steps, chosen
 

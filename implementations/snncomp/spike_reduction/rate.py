@@ -73,10 +73,12 @@ def spike_rate_l1(step: Step) -> Tensor:
 
     $R_1 = \sum_{b,t,n} s_{b,t,n} / (B\,T\,N)$; spikes are non-negative, so this is their L1 norm,
     normalised. Multiply by `neuron_updates` per sample to get spikes per sample."""
+    # --8<-- [start:spike_l1]
     pairs = _spikes(step, "spike-rate-l1")
     total = sum(s.sum() for _, s in pairs)
     count = sum(s.numel() for _, s in pairs)
     return total / count
+    # --8<-- [end:spike_l1]
 
 
 @register("spike-rate-l2", kind="objective", taxonomy="spike-reduction/rate", keys=("neil2016learning",))

@@ -29,6 +29,7 @@ __all__ = ["fan_out", "layer_synops", "SynopCount", "count_synops"]
 def fan_out(module: nn.Module, in_shape: tuple[int, ...]) -> Tensor:
     """Effective fan-out of every input position of `module` (`nn.Conv2d` or `nn.Linear`) for inputs of
     per-sample shape `in_shape` (`(C, H, W)` or `(F,)`): a float64 tensor of that shape."""
+    # --8<-- [start:fan_out]
     w_nz = (module.weight.detach() != 0).to(torch.float64)
     if isinstance(module, nn.Linear):
         return w_nz.sum(0)  # [in_features]
@@ -45,6 +46,7 @@ def fan_out(module: nn.Module, in_shape: tuple[int, ...]) -> Tensor:
     # positions it does not reach have no fan-out
     fo = torch.zeros(c, h, w, dtype=torch.float64)
     fo[:, : full.shape[-2], : full.shape[-1]] = full[0, :, :h, :w]
+    # --8<-- [end:fan_out]
     return fo
 
 

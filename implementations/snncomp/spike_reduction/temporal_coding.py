@@ -53,11 +53,13 @@ def first_spike_lif(x: Tensor, tau: float | Tensor = 2.0, threshold: float | Ten
     v = torch.zeros_like(x[0])
     fired = torch.zeros_like(x[0])  # 1 once the neuron has spiked
     spikes, membrane = [], []
+    # --8<-- [start:first_spike]
     for t in range(x.shape[0]):
         h = beta * v + x[t]  # H[t] = beta V[t-1] + X[t]
         s = surrogate(h - theta) * (1 - fired)  # S[t] = Theta(H[t] - theta)(1 - fired)
         fired = fired + s.detach()
         v = h * (1 - s.detach())  # hard reset to 0
+        # --8<-- [end:first_spike]
         spikes.append(s)
         membrane.append(v)
     return NeuronOutput(torch.stack(spikes), torch.stack(membrane))
