@@ -5,8 +5,8 @@
 For each seed (`--quick`: seed 0) it writes `benchmarks/results/spike_reduction.json`:
 
 * **rate** (`conv-direct4`, MNIST-5k): the trained baseline fine-tuned for `FT` (one epoch over the
-  first `FT_IMAGES` training images, the budget the shared 2-core machine allowed) with the spike-rate
-  L1 regulariser and, separately, with the synaptic-operation loss, each at two weights (the synop loss
+  first `FT_IMAGES` training images, the budget the shared, heavily loaded 2-core machine allowed) with
+  the spike-rate L1 regulariser and, separately, with the synaptic-operation loss, each at two weights (the synop loss
   normalised by the baseline's own count, so both start at comparable sizes); and the baseline
   fine-tuned for `FT` without any term (the control). Per run:
   accuracy, spikes per sample, per-layer firing rates, effective ACs and MACs, fp32 energy.
@@ -40,11 +40,11 @@ from snncomp.train import TrainConfig, fit
 
 OUT = Path(__file__).resolve().parent / "results" / "spike_reduction.json"
 
-FT = TrainConfig(epochs=1, lr=2e-3)  # rate-side fine-tuning of a trained baseline, on FT_IMAGES images
-FT_CODE = TrainConfig(epochs=1, lr=2e-3)  # temporal coding against rate coding, same budget
-FT_IMAGES = 2000  # the first 2000 training images (the split is shuffled and class-mixed)
-L1_WEIGHTS = (4.0, 16.0)  # times the mean firing rate (about 0.1 on the baseline)
-SYNOP_WEIGHTS = (0.4, 1.6)  # times synops / baseline synops (1 on the baseline)
+FT = TrainConfig(epochs=1, lr=1e-3)  # rate-side fine-tuning of a trained baseline, on FT_IMAGES images
+FT_CODE = TrainConfig(epochs=1, lr=1e-3)  # temporal coding against rate coding, same budget
+FT_IMAGES = 1000  # the first 1000 training images (the split is shuffled and class-mixed)
+L1_WEIGHTS = (16.0, 4.0)  # times the mean firing rate (about 0.1 on the baseline)
+SYNOP_WEIGHTS = (1.6, 0.4)  # times synops / baseline synops (1 on the baseline)
 THRESHOLDS = (0.9, 0.99, 0.999, 0.9999)
 
 
@@ -62,15 +62,17 @@ def _finetune_split() -> data.Split:
     return data.Split(s.train_x[:FT_IMAGES], s.train_y[:FT_IMAGES], s.test_x, s.test_y, "mnist5k-ft")
 
 
-def rate_side(seed: int) -> dict:
+def rate_side(seed: int, save=None) -> dict:
     split = _finetune_split()
     base, enc = baselines.trained("conv-direct4", seed)
     out = {"baseline": _report(base, split, enc)}
     base_synops = out["baseline"]["effective_synops"]
     cfg = dataclasses.replace(FT, seed=seed, progress=False)
+    # strongest weights first, alternating, so a run cut short still holds one point of each curve
     runs = {"control": []}
-    runs.update({f"l1-{w:g}": [sr.weighted(sr.spike_rate_l1, w)] for w in L1_WEIGHTS})
-    runs.update({f"synops-{w:g}": [sr.weighted(sr.synops_loss, w / base_synops)] for w in SYNOP_WEIGHTS})
+    for wl, ws in zip(L1_WEIGHTS, SYNOP_WEIGHTS):
+        runs[f"l1-{wl:g}"] = [sr.weighted(sr.spike_rate_l1, wl)]
+        runs[f"synops-{ws:g}"] = [sr.weighted(sr.synops_loss, ws / base_synops)]
     for name, terms in runs.items():
         t0 = time.perf_counter()
         net = copy.deepcopy(base)
@@ -78,17 +80,22 @@ def rate_side(seed: int) -> dict:
         out[name] = {**_report(net, split, enc), "seconds": time.perf_counter() - t0}
         print(f"  seed {seed} {name}: {out[name]['accuracy']:.4f} acc, {out[name]['spikes_per_sample']:.0f} spikes, "
               f"{out[name]['effective_synops']:.4g} ops", flush=True)
+        if save is not None:
+            save(out)
     return out
 
 
-def early_exit(seed: int) -> dict:
+EXIT_MODELS = {"conv-rate16": data.mnist5k, "conv-events": lambda: events.nmnist_like(T=16)}
+
+
+def early_exit(seed: int, models: tuple[str, ...] = tuple(EXIT_MODELS)) -> dict:
     out = {}
-    for name, split in (("conv-rate16", data.mnist5k()), ("conv-events", events.nmnist_like(T=16))):
+    for name in models:
+        split = EXIT_MODELS[name]()
         model, enc = baselines.trained(name, seed)
         out[name] = {}
-        for th in THRESHOLDS:
-            r = sr.early_exit_report(model, split.test_x, split.test_y, enc, th)
-            out[name][f"{th:g}"] = {k: v for k, v in r.__dict__.items()}
+        for th, r in zip(THRESHOLDS, sr.early_exit_reports(model, split.test_x, split.test_y, enc, THRESHOLDS)):
+            out[name][f"{th:g}"] = dict(r.__dict__)
         print(f"  seed {seed} {name}: " + ", ".join(f"{k}: {v['average_steps']:.2f} steps {v['accuracy']:.4f}"
                                                    for k, v in out[name].items()), flush=True)
     return out
@@ -120,6 +127,8 @@ def _mean(runs: list[dict]) -> dict:
     first = runs[0]
     out = {}
     for k, v in first.items():
+        if not all(k in r for r in runs):  # a run cut short: only what every seed finished
+            continue
         if isinstance(v, dict):
             out[k] = _mean([r[k] for r in runs])
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
@@ -141,7 +150,7 @@ def tables(result: dict) -> dict:
         runs = result["rate"]["runs"]
         base = [r["baseline"] for r in runs]
         rows = []
-        for name in runs[0]:
+        for name in [k for k in runs[0] if all(k in r for r in runs)]:
             got = [r[name] for r in runs]
             rows.append({
                 "run": name,
@@ -186,12 +195,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--ttfs-seeds", default=None, help="seeds of the ttfs part (default: --seeds)")
     p.add_argument("--parts", default="rate,exit,ttfs")
     p.add_argument("--output", default=str(OUT))
+    p.add_argument("--exit-models", default=",".join(EXIT_MODELS), help="baselines of the exit part")
     p.add_argument("--merge", action="store_true", help="keep the parts already in --output that are not rerun")
     p.add_argument("--tables-only", action="store_true", help="only rebuild the tables of --output")
+    p.add_argument("--combine", nargs="+", metavar="FILE",
+                   help="join result files of separate processes (one part or seed each) into --output")
     args = p.parse_args(argv)
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     parts = args.parts.split(",")
     fns = {"rate": rate_side, "exit": early_exit, "ttfs": temporal_coding}
+    if args.combine:
+        parts_in = [json.loads(Path(f).read_text()) for f in args.combine]
+        result = {**record.provenance("python benchmarks/spike_reduction.py " + " ".join(sys.argv[1:]),
+                                      "separate processes run at the same time, shared with other jobs"),
+                  "processes": [{k: r.get(k) for k in ("command", "date", "machine", "seconds", "seeds", "partial")}
+                                for r in parts_in],
+                  "settings": parts_in[0]["settings"]}
+        for part in fns:
+            got = sorted(((r["seeds"], r[part]["runs"]) for r in parts_in if part in r), key=lambda g: g[0])
+            if got:
+                runs = [run for _, rs in got for run in rs]
+                result[part] = {"seeds": [s for ss, _ in got for s in ss], "runs": runs, "mean": _mean(runs)}
+        record.write(args.output, {**result, **tables(result)})
+        return
     if args.tables_only:
         result = json.loads(Path(args.output).read_text())
         result.update(result.pop("provenance", {}))  # files written before provenance moved to the top level
@@ -211,7 +237,13 @@ def main(argv: list[str] | None = None) -> None:
         runs = []
         for s in ([int(x) for x in args.ttfs_seeds.split(",")] if part == "ttfs" and args.ttfs_seeds else seeds):
             print(f"{part}, seed {s}", flush=True)
-            runs.append(fns[part](s))
+            if part == "exit":
+                runs.append(early_exit(s, tuple(args.exit_models.split(","))))
+            elif part == "rate":  # written after every run, so a run cut short keeps what it finished
+                runs.append(rate_side(s, save=lambda out: record.write(
+                    args.output, {**result, "partial": True, "rate": {"runs": [*runs, out], "mean": out}})))
+            else:
+                runs.append(fns[part](s))
         result[part] = {"runs": runs, "mean": _mean(runs)}
         result["seconds"] = time.perf_counter() - t0
         record.write(args.output, {**result, **tables(result)})  # after every part, so a cut-off run keeps what it finished

@@ -134,9 +134,8 @@ plt.show()
 # softmax confidence exceeds the threshold. At threshold 1 every sample runs all steps.
 
 # %%
-for th in (0.9, 0.99, 0.999, 1.0):
-    rep = sr.early_exit_report(base, small.test_x, small.test_y, enc, th)
-    print(f"threshold {th}: {rep.average_steps:.2f} of {rep.T} steps, accuracy {rep.accuracy:.3f} "
+for rep in sr.early_exit_reports(base, small.test_x, small.test_y, enc, (0.9, 0.99, 0.999, 1.0)):
+    print(f"threshold {rep.threshold}: {rep.average_steps:.2f} of {rep.T} steps, accuracy {rep.accuracy:.3f} "
           f"(full T {rep.accuracy_full:.3f}), synops {rep.synops_per_sample:.0f} of {rep.synops_full:.0f}")
     assert rep.average_steps <= rep.T
 assert rep.average_steps == rep.T and rep.accuracy == rep.accuracy_full

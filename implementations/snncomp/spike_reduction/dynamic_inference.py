@@ -36,7 +36,7 @@ from ..neurons import SpikingNeuron
 from ..registry import register
 from ..train import Hook, LossTerm, TrainConfig, eval_batches
 
-__all__ = ["check_threshold", "prefix_logits", "exit_steps", "EarlyExit", "ExitReport", "early_exit_report",
+__all__ = ["check_threshold", "prefix_logits", "exit_steps", "EarlyExit", "ExitReport", "early_exit_report", "early_exit_reports",
            "confidence_early_exit"]
 
 
@@ -132,19 +132,18 @@ def _per_step_ops(module: nn.Module, x: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def early_exit_report(model: nn.Module, x: Tensor, y: Tensor, encoder: Encoder, threshold: float,
-                      batch_size: int = 250, seed: int = 1234) -> ExitReport:
-    """Measure SEENN-I early exit of `model` at `threshold` on images `x` with labels `y` (see the module
-    docstring); rate codes are drawn from `seed` as in `metrics.measure`."""
-    alpha = check_threshold(threshold, "early_exit_report")
+def early_exit_reports(model: nn.Module, x: Tensor, y: Tensor, encoder: Encoder, thresholds: Sequence[float],
+                       batch_size: int = 250, seed: int = 1234) -> list[ExitReport]:
+    """Measure SEENN-I early exit of `model` at each of `thresholds` on images `x` with labels `y` (see the
+    module docstring), from one run over the data; rate codes are drawn from `seed` as in `metrics.measure`."""
+    alphas = [check_threshold(th, "early_exit_report") for th in thresholds]
     if isinstance(model, EarlyExit):
         model = model.model
     T = encoder.T
     n = x.shape[0]
     spikes_t = torch.zeros(T, n, dtype=torch.float64)
     ops_t = torch.zeros(T, n, dtype=torch.float64)
-    correct = correct_full = 0
-    all_steps = []
+    prefixes = []
     weight_layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     neurons = [m for m in model.modules() if isinstance(m, SpikingNeuron)]
     for rows, xb in eval_batches(model, x, encoder, batch_size, seed):
@@ -165,24 +164,31 @@ def early_exit_report(model: nn.Module, x: Tensor, y: Tensor, encoder: Encoder, 
         handles = [m.register_forward_hook(on_spikes) for m in neurons]
         handles += [m.register_forward_hook(on_layer) for m in weight_layers]
         try:
-            prefix = prefix_logits(model, xb)
+            prefixes.append(prefix_logits(model, xb))
         finally:
             for h in handles:
                 h.remove()
-        steps, chosen = exit_steps(prefix, alpha)
-        yb = y[rows]
-        correct += (chosen.argmax(1) == yb).sum().item()
-        correct_full += (prefix[-1].argmax(1) == yb).sum().item()
         spikes_t[:, rows] = sp
         ops_t[:, rows] = ops
-        all_steps.append(steps)
-    steps = torch.cat(all_steps)
-    used = (torch.arange(1, T + 1).view(T, 1) <= steps.view(1, n)).to(torch.float64)  # [T, N]
-    hist = torch.bincount(steps, minlength=T + 1)[1:].tolist()
-    return ExitReport(threshold=alpha, T=T, average_steps=steps.double().mean().item(), accuracy=correct / n,
-                      accuracy_full=correct_full / n, spikes_per_sample=(spikes_t * used).sum().item() / n,
-                      spikes_full=spikes_t.sum().item() / n, synops_per_sample=(ops_t * used).sum().item() / n,
-                      synops_full=ops_t.sum().item() / n, steps_histogram=hist)
+    prefix = torch.cat(prefixes, dim=1)  # [T, N, classes]
+    correct_full = (prefix[-1].argmax(1) == y).sum().item()
+    reports = []
+    for alpha in alphas:
+        steps, chosen = exit_steps(prefix, alpha)
+        used = (torch.arange(1, T + 1).view(T, 1) <= steps.view(1, n)).to(torch.float64)  # [T, N]
+        reports.append(ExitReport(
+            threshold=alpha, T=T, average_steps=steps.double().mean().item(),
+            accuracy=(chosen.argmax(1) == y).sum().item() / n, accuracy_full=correct_full / n,
+            spikes_per_sample=(spikes_t * used).sum().item() / n, spikes_full=spikes_t.sum().item() / n,
+            synops_per_sample=(ops_t * used).sum().item() / n, synops_full=ops_t.sum().item() / n,
+            steps_histogram=torch.bincount(steps, minlength=T + 1)[1:].tolist()))
+    return reports
+
+
+def early_exit_report(model: nn.Module, x: Tensor, y: Tensor, encoder: Encoder, threshold: float,
+                      batch_size: int = 250, seed: int = 1234) -> ExitReport:
+    """`early_exit_reports` at one threshold."""
+    return early_exit_reports(model, x, y, encoder, [threshold], batch_size, seed)[0]
 
 
 @register("confidence-early-exit", kind="transform", taxonomy="spike-reduction/dynamic-inference",
