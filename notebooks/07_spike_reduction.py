@@ -175,6 +175,6 @@ if "rate" in bench:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=label)
     ax.plot(mean["control"]["effective_synops"], mean["control"]["accuracy"], "k*", label="control")
     ax.set(xlabel="effective synaptic operations per sample", ylabel="test accuracy",
-           title=f"trade-off, mean of {len(bench['seeds'])} seeds")
+           title=f"trade-off, mean of {len(bench['rate']['runs'])} seeds")
     ax.legend(fontsize=8)
     plt.show()
