@@ -48,7 +48,7 @@ def test_registered_methods_are_well_formed():
         assert m.kind in registry.KINDS and m.keys and m.summary
         assert registry.get(m.name) is m
         assert m.fn.__name__ == m.name.replace("-", "_")
-        assert m.fn.__module__ == f"snncomp.{m.section}.{m.family.replace('-', '_')}"
+        assert m.fn.__module__ == f"snncomp.{m.section.replace('-', '_')}.{m.family.replace('-', '_')}"
 
 
 def test_registration_rules_are_enforced():

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .neurons import SpikingNeuron
 
-__all__ = ["record"]
+__all__ = ["record", "record_inputs"]
 
 
 @contextmanager
@@ -33,3 +33,21 @@ def record(model: nn.Module) -> Iterator[dict[str, list[Tensor]]]:
         for h in handles:
             h.remove()
 
+
+
+@contextmanager
+def record_inputs(model: nn.Module) -> Iterator[dict[str, list[Tensor]]]:
+    """Capture the input of every `nn.Conv2d` and `nn.Linear` (the layers with synapses):
+    `{layer name: [input of each call]}`, kept attached to the graph so an objective can count the
+    synaptic operations those inputs cause (`spike_reduction.synops`)."""
+    store: dict[str, list[Tensor]] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            store[name] = []
+            handles.append(module.register_forward_hook(lambda m, i, o, name=name: store[name].append(i[0])))
+    try:
+        yield store
+    finally:
+        for h in handles:
+            h.remove()

@@ -73,6 +73,9 @@ class Step:
     spikes: dict[str, list[Tensor]]  # layer name -> spike tensors [T, B, ...] of this forward
     index: int  # global step
     epoch: int
+    # conv/linear layer name -> the input tensor of each of its calls in this forward (time folded into
+    # the batch); `fit` fills it, a hand-built Step may leave it empty
+    synaptic_inputs: dict[str, list[Tensor]] = field(default_factory=dict)
 
 
 class Hook:
@@ -136,9 +139,9 @@ def fit(
             idx = order[start : start + config.batch_size]
             x = encoder(data.train_x[idx], gen)  # [T, B, ...]
             y = data.train_y[idx]
-            with spike_rec.record(model) as rec:
+            with spike_rec.record(model) as rec, spike_rec.record_inputs(model) as ins:
                 logits = model(x)  # [B, classes]
-            step = Step(model, x, y, logits, rec, index, epoch)
+            step = Step(model, x, y, logits, rec, index, epoch, ins)
             loss = nn.functional.cross_entropy(logits, y)
             for term in loss_terms:
                 loss = loss + term(step)

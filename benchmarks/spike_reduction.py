@@ -1,0 +1,254 @@
+"""Spike-reduction benchmark: the rate side, early exit and temporal coding on the shared baselines.
+
+    python benchmarks/spike_reduction.py [--quick] [--seeds 0,1,2] [--parts rate,exit,ttfs] [--merge]
+
+For each seed (`--quick`: seed 0) it writes `benchmarks/results/spike_reduction.json`:
+
+* **rate** (`conv-direct4`, MNIST-5k): the trained baseline fine-tuned for `FT` (one epoch over the
+  first `FT_IMAGES` training images, the budget the shared, heavily loaded 2-core machine allowed) with
+  the spike-rate L1 regulariser and, separately, with the synaptic-operation loss, each at two weights (the synop loss
+  normalised by the baseline's own count, so both start at comparable sizes); and the baseline
+  fine-tuned for `FT` without any term (the control). Per run:
+  accuracy, spikes per sample, per-layer firing rates, effective ACs and MACs, fp32 energy.
+* **exit** (`conv-rate16` on rate-coded MNIST-5k, `conv-events` on the synthetic N-MNIST-like frames):
+  SEENN-I early exit at several confidence thresholds: average steps, accuracy at the exit and at full
+  T, spikes and synaptic operations in the steps used. No training.
+* **ttfs**: from the `conv-direct4` weights, `FT_CODE` of training with time-to-first-spike input
+  (`Latency(8)`, at most one spike per neuron), and the same budget with rate-coded input (`Rate(8)`):
+  accuracy, spikes per sample, the largest spike count of any neuron.
+
+The mean over seeds is stored beside the runs. Runs one process; run it under `nice` on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import record
+import torch
+
+from snncomp import baselines, data, encoding, energy, events, metrics
+from snncomp import spike_reduction as sr
+from snncomp.train import TrainConfig, fit
+
+OUT = Path(__file__).resolve().parent / "results" / "spike_reduction.json"
+
+FT = TrainConfig(epochs=1, lr=1e-3)  # rate-side fine-tuning of a trained baseline, on FT_IMAGES images
+FT_CODE = TrainConfig(epochs=1, lr=1e-3)  # temporal coding against rate coding, same budget
+FT_IMAGES = 1000  # the first 1000 training images (the split is shuffled and class-mixed)
+L1_WEIGHTS = (16.0, 4.0)  # times the mean firing rate (about 0.1 on the baseline)
+SYNOP_WEIGHTS = (1.6, 0.4)  # times synops / baseline synops (1 on the baseline)
+THRESHOLDS = (0.9, 0.99, 0.999, 0.9999)
+
+
+def _report(model, split, enc) -> dict:
+    r = metrics.measure(model, split.test_x, enc, split.test_y)
+    e = energy.estimate(r, "fp32")
+    return {"accuracy": r.accuracy, "spikes_per_sample": r.spikes_per_sample, "firing_rates": r.firing_rates,
+            "effective_acs": r.effective_acs, "effective_macs": r.effective_macs,
+            "effective_synops": r.effective_acs + r.effective_macs, "dense_synops": r.dense_synops,
+            "neuron_updates": r.neuron_updates, "energy_pj": e.total_pj, "energy_with_updates_pj": e.with_updates_pj("ac")}
+
+
+def _finetune_split() -> data.Split:
+    s = data.mnist5k()
+    return data.Split(s.train_x[:FT_IMAGES], s.train_y[:FT_IMAGES], s.test_x, s.test_y, "mnist5k-ft")
+
+
+def rate_side(seed: int, save=None) -> dict:
+    split = _finetune_split()
+    base, enc = baselines.trained("conv-direct4", seed)
+    out = {"baseline": _report(base, split, enc)}
+    base_synops = out["baseline"]["effective_synops"]
+    cfg = dataclasses.replace(FT, seed=seed, progress=False)
+    # strongest weights first, alternating, so a run cut short still holds one point of each curve
+    runs = {"control": []}
+    for wl, ws in zip(L1_WEIGHTS, SYNOP_WEIGHTS):
+        runs[f"l1-{wl:g}"] = [sr.weighted(sr.spike_rate_l1, wl)]
+        runs[f"synops-{ws:g}"] = [sr.weighted(sr.synops_loss, ws / base_synops)]
+    for name, terms in runs.items():
+        t0 = time.perf_counter()
+        net = copy.deepcopy(base)
+        fit(net, split, enc, cfg, loss_terms=terms, evaluate_test=False)
+        out[name] = {**_report(net, split, enc), "seconds": time.perf_counter() - t0}
+        print(f"  seed {seed} {name}: {out[name]['accuracy']:.4f} acc, {out[name]['spikes_per_sample']:.0f} spikes, "
+              f"{out[name]['effective_synops']:.4g} ops", flush=True)
+        if save is not None:
+            save(out)
+    return out
+
+
+EXIT_MODELS = {"conv-rate16": data.mnist5k, "conv-events": lambda: events.nmnist_like(T=16)}
+
+
+def early_exit(seed: int, models: tuple[str, ...] = tuple(EXIT_MODELS)) -> dict:
+    out = {}
+    for name in models:
+        split = EXIT_MODELS[name]()
+        model, enc = baselines.trained(name, seed)
+        out[name] = {}
+        for th, r in zip(THRESHOLDS, sr.early_exit_reports(model, split.test_x, split.test_y, enc, THRESHOLDS)):
+            out[name][f"{th:g}"] = dict(r.__dict__)
+        print(f"  seed {seed} {name}: " + ", ".join(f"{k}: {v['average_steps']:.2f} steps {v['accuracy']:.4f}"
+                                                   for k, v in out[name].items()), flush=True)
+    return out
+
+
+def temporal_coding(seed: int) -> dict:
+    split = _finetune_split()
+    base, _ = baselines.trained("conv-direct4", seed)
+    cfg = dataclasses.replace(FT_CODE, seed=seed, progress=False)
+    out = {}
+    t0 = time.perf_counter()
+    res = sr.time_to_first_spike(base, split, encoding.Direct(4), T=8, train=cfg)
+    rep = _report(res.model, split, res.encoder)
+    worst = max(sr.max_spikes_per_neuron(res.model, res.encoder(split.test_x[i:i + 250])) for i in range(0, 1000, 250))
+    out["time-to-first-spike"] = {**rep, "max_spikes_per_neuron": worst, "seconds": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    net = copy.deepcopy(base)
+    fit(net, split, encoding.Rate(8), cfg, evaluate_test=False)
+    gen = torch.Generator().manual_seed(0)
+    worst = max(sr.max_spikes_per_neuron(net, encoding.Rate(8)(split.test_x[i:i + 250], gen)) for i in range(0, 1000, 250))
+    out["rate-8"] = {**_report(net, split, encoding.Rate(8)), "max_spikes_per_neuron": worst,
+                     "seconds": time.perf_counter() - t0}
+    print(f"  seed {seed} ttfs {out['time-to-first-spike']['accuracy']:.4f}, rate {out['rate-8']['accuracy']:.4f}", flush=True)
+    return out
+
+
+def _mean(runs: list[dict]) -> dict:
+    """Mean over seeds of every numeric leaf (nested dicts averaged key by key)."""
+    first = runs[0]
+    out = {}
+    for k, v in first.items():
+        if not all(k in r for r in runs):  # a run cut short: only what every seed finished
+            continue
+        if isinstance(v, dict):
+            out[k] = _mean([r[k] for r in runs])
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = statistics.fmean(r[k] for r in runs)
+    return out
+
+
+def _pm(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
+    """Mean ± standard deviation over seeds, as text."""
+    vals = [v * scale for v in values]
+    sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return f"{statistics.fmean(vals):.{digits}f} ± {sd:.{digits}f}"
+
+
+def tables(result: dict) -> dict:
+    """Flat tables for the docs page (`<!-- results: spike_reduction TABLE -->`), means ± sd over seeds."""
+    out = {}
+    if "rate" in result:
+        runs = result["rate"]["runs"]
+        base = [r["baseline"] for r in runs]
+        rows = []
+        for name in [k for k in runs[0] if all(k in r for r in runs)]:
+            got = [r[name] for r in runs]
+            rows.append({
+                "run": name,
+                "accuracy %": _pm([g["accuracy"] for g in got], 100, 2),
+                "drop vs baseline (pt)": _pm([100 * (b["accuracy"] - g["accuracy"]) for b, g in zip(base, got)], 1, 2),
+                "spikes / sample": _pm([g["spikes_per_sample"] for g in got], 1, 0),
+                "fewer spikes %": _pm([100 * (1 - g["spikes_per_sample"] / b["spikes_per_sample"])
+                                       for b, g in zip(base, got)], 1, 1),
+                "effective synops / sample": _pm([g["effective_synops"] for g in got], 1e-3, 1) + " k",
+                "fewer synops %": _pm([100 * (1 - g["effective_synops"] / b["effective_synops"])
+                                       for b, g in zip(base, got)], 1, 1),
+                "energy fp32 (nJ)": _pm([g["energy_pj"] for g in got], 1e-3, 1),
+            })
+        out["rate_table"] = rows
+    if "exit" in result:
+        rows = []
+        runs = result["exit"]["runs"]
+        for model in runs[0]:
+            for th in runs[0][model]:
+                got = [r[model][th] for r in runs]
+                rows.append({"baseline": model, "threshold": th, "T": got[0]["T"],
+                             "average steps": _pm([g["average_steps"] for g in got], 1, 2),
+                             "accuracy %": _pm([g["accuracy"] for g in got], 100, 2),
+                             "full-T accuracy %": _pm([g["accuracy_full"] for g in got], 100, 2),
+                             "drop (pt)": _pm([100 * (g["accuracy_full"] - g["accuracy"]) for g in got], 1, 2),
+                             "synops vs full T %": _pm([100 * g["synops_per_sample"] / g["synops_full"] for g in got], 1, 1)})
+        out["exit_table"] = rows
+    if "ttfs" in result:
+        runs = result["ttfs"]["runs"]
+        out["ttfs_table"] = [{"code": name, "seeds": len(runs), "accuracy %": _pm([r[name]["accuracy"] for r in runs], 100, 2),
+                              "spikes / sample": _pm([r[name]["spikes_per_sample"] for r in runs], 1, 0),
+                              "max spikes of a neuron": max(r[name]["max_spikes_per_neuron"] for r in runs),
+                              "effective synops / sample": _pm([r[name]["effective_synops"] for r in runs], 1e-3, 1) + " k"}
+                             for name in runs[0]]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="seed 0 only")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--ttfs-seeds", default=None, help="seeds of the ttfs part (default: --seeds)")
+    p.add_argument("--parts", default="rate,exit,ttfs")
+    p.add_argument("--output", default=str(OUT))
+    p.add_argument("--exit-models", default=",".join(EXIT_MODELS), help="baselines of the exit part")
+    p.add_argument("--merge", action="store_true", help="keep the parts already in --output that are not rerun")
+    p.add_argument("--tables-only", action="store_true", help="only rebuild the tables of --output")
+    p.add_argument("--combine", nargs="+", metavar="FILE",
+                   help="join result files of separate processes (one part or seed each) into --output")
+    args = p.parse_args(argv)
+    seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
+    parts = args.parts.split(",")
+    fns = {"rate": rate_side, "exit": early_exit, "ttfs": temporal_coding}
+    if args.combine:
+        parts_in = [json.loads(Path(f).read_text()) for f in args.combine]
+        result = {**record.provenance("python benchmarks/spike_reduction.py " + " ".join(sys.argv[1:]),
+                                      "separate processes run at the same time, shared with other jobs"),
+                  "processes": [{k: r.get(k) for k in ("command", "date", "machine", "seconds", "seeds", "partial")}
+                                for r in parts_in],
+                  "settings": parts_in[0]["settings"]}
+        for part in fns:
+            got = sorted(((r["seeds"], r[part]["runs"]) for r in parts_in if part in r), key=lambda g: g[0])
+            if got:
+                runs = [run for _, rs in got for run in rs]
+                result[part] = {"seeds": [s for ss, _ in got for s in ss], "runs": runs, "mean": _mean(runs)}
+        record.write(args.output, {**result, **tables(result)})
+        return
+    if args.tables_only:
+        result = json.loads(Path(args.output).read_text())
+        result.update(result.pop("provenance", {}))  # files written before provenance moved to the top level
+        record.write(args.output, {**result, **tables(result)})
+        return
+    t0 = time.perf_counter()
+    result = {**record.provenance("python benchmarks/spike_reduction.py " + " ".join(sys.argv[1:]),
+                                  f"one process, {torch.get_num_threads()} torch threads, shared with other jobs"),
+              "settings": {"FT": repr(FT), "FT_CODE": repr(FT_CODE), "L1_WEIGHTS": L1_WEIGHTS,
+                           "SYNOP_WEIGHTS": SYNOP_WEIGHTS, "THRESHOLDS": THRESHOLDS, "FT_IMAGES": FT_IMAGES},
+              "seeds": seeds}
+    if args.merge and Path(args.output).exists():
+        old = json.loads(Path(args.output).read_text())
+        result = {**{k: v for k, v in old.items() if k in fns}, **result,
+                  "merged_with": {k: old.get(k) for k in ("command", "date", "machine")}}
+    for part in parts:
+        runs = []
+        for s in ([int(x) for x in args.ttfs_seeds.split(",")] if part == "ttfs" and args.ttfs_seeds else seeds):
+            print(f"{part}, seed {s}", flush=True)
+            if part == "exit":
+                runs.append(early_exit(s, tuple(args.exit_models.split(","))))
+            elif part == "rate":  # written after every run, so a run cut short keeps what it finished
+                runs.append(rate_side(s, save=lambda out: record.write(
+                    args.output, {**result, "partial": True, "rate": {"runs": [*runs, out], "mean": out}})))
+            else:
+                runs.append(fns[part](s))
+        result[part] = {"runs": runs, "mean": _mean(runs)}
+        result["seconds"] = time.perf_counter() - t0
+        record.write(args.output, {**result, **tables(result)})  # after every part, so a cut-off run keeps what it finished
+    print(f"wrote {args.output} in {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 Spike reduction: fewer spikes, fewer synaptic operations
+#
+# Each family of the spike-reduction section on the shared MNIST-5k baseline, with small budgets so the
+# notebook runs in under a minute: the rate side (spike-rate L1 and the synaptic-operation loss), early exit,
+# and time-to-first-spike coding. The three-seed comparison is the benchmark
+# `python benchmarks/spike_reduction.py`; its committed results are loaded at the end.
+
+# %%
+import copy
+import dataclasses
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+
+from snncomp import baselines, data, encoding, energy, metrics, spikes
+from snncomp import spike_reduction as sr
+from snncomp.train import Step, TrainConfig, fit
+
+ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "benchmarks" / "results").is_dir())
+
+_ = torch.manual_seed(0)
+split = data.mnist5k()
+# a class-balanced slice keeps the notebook quick: 1000 training and 500 test images
+small = data.Split(split.train_x[:1000], split.train_y[:1000], split.test_x[::2], split.test_y[::2], "mnist5k-small")
+quick = TrainConfig(epochs=1, lr=1e-3, batch_size=64, progress=False)
+
+# %% [markdown]
+# ## The baseline and where its operations go
+#
+# The trained `conv-direct4` baseline (two conv blocks, `Direct(4)` input) and its same-shaped ANN. The first
+# convolution receives the analog image and does multiply-accumulates (MACs); every later layer receives spikes
+# and does one accumulate (AC) per spike per non-zero synapse the spike reaches. So a spike in the first block,
+# whose neurons feed a 3x3x32 convolution, costs far more than a spike in the second block, whose neurons feed
+# the readout through max-pooling.
+
+# %%
+base, enc = baselines.trained("conv-direct4", seed=0)
+ann, ann_enc = baselines.trained("conv-ann", seed=0)
+r_base = metrics.measure(base, small.test_x, enc, small.test_y)
+r_ann = metrics.measure(ann, small.test_x, ann_enc, small.test_y)
+cmp_base = energy.compare(r_base, r_ann)
+print(f"baseline: accuracy {r_base.accuracy:.3f}, {r_base.spikes_per_sample:.0f} spikes per sample, "
+      f"rates {({k: round(v, 3) for k, v in r_base.firing_rates.items()})}")
+for name, ops in r_base.layers.items():
+    print(f"  {name:>16}: {ops.macs:>10.0f} MACs {ops.acs:>10.0f} ACs")
+print(f"E_SNN / E_ANN (fp32): {cmp_base.ratio(None, 'dense'):.3f} against a dense ANN, "
+      f"{cmp_base.ratio(None, 'zero_skipping'):.3f} against a zero-skipping ANN, "
+      f"{cmp_base.ratio('mac', 'zero_skipping'):.3f} with neuron updates priced as MACs")
+
+# %% [markdown]
+# ## The synaptic-operation loss is the metric's count
+#
+# `synops_loss` computes $\sum_i x_i f_i$ from the inputs each layer received in the training step, with $f_i$
+# the effective fan-out of input $i$. On the same encoded batch it equals `metrics.measure`'s effective count.
+
+# %%
+x = small.test_x[:50]
+inputs = enc(x)
+base.eval()
+with torch.no_grad(), spikes.record(base) as rec, spikes.record_inputs(base) as ins:
+    logits = base(inputs)
+step = Step(base, inputs, small.test_y[:50], logits, rec, 0, 0, ins)
+loss_value = sr.synops_loss(step).item()
+r50 = metrics.measure(base, x, enc, batch_size=50)
+print(f"synops loss {loss_value:.1f}, metric {r50.effective_acs + r50.effective_macs:.1f}")
+assert abs(loss_value - (r50.effective_acs + r50.effective_macs)) <= 1e-6 * loss_value
+
+# %% [markdown]
+# ## Rate side: spike-rate L1 against the synaptic-operation loss
+#
+# One epoch of fine-tuning on 1000 images from the trained baseline: without a term (the control), with the
+# mean-rate L1 term and with the synop loss normalised by the baseline's count. The notebook's budgets are tiny;
+# the benchmark runs full epochs on three seeds.
+
+# %%
+base_ops = r_base.effective_acs + r_base.effective_macs
+variants = {"control": [], "spike L1 x4": [sr.weighted(sr.spike_rate_l1, 4.0)],
+            "synop loss x0.4": [sr.weighted(sr.synops_loss, 0.4 / base_ops)]}
+results = {"baseline": (base, r_base)}
+for name, terms in variants.items():
+    net = copy.deepcopy(base)
+    fit(net, small, enc, quick, loss_terms=terms, evaluate_test=False)
+    results[name] = (net, metrics.measure(net, small.test_x, enc, small.test_y))
+print(f"{'':>16}{'acc':>7}{'spikes':>9}{'rate b0':>9}{'rate b1':>9}{'eff ACs':>11}{'pJ':>9}{'SNN/ANN':>9}")
+for name, (_, r) in results.items():
+    rates = list(r.firing_rates.values())
+    c = energy.compare(r, r_ann)
+    print(f"{name:>16}{r.accuracy:>7.3f}{r.spikes_per_sample:>9.0f}{rates[0]:>9.3f}{rates[1]:>9.3f}"
+          f"{r.effective_acs:>11.0f}{c.snn_pj():>9.0f}{c.ratio(None, 'zero_skipping'):>9.3f}")
+assert results["spike L1 x4"][1].spikes_per_sample < results["control"][1].spikes_per_sample
+assert results["synop loss x0.4"][1].effective_acs < results["control"][1].effective_acs
+
+# %% [markdown]
+# ## Rasters before and after
+#
+# Spikes of 200 neurons of each block for one test image, over the four time steps (x axis: step, with the
+# neurons of a step side by side).
+
+# %%
+def raster(model, image):
+    with torch.no_grad(), spikes.record(model) as rec:
+        model(enc(image[None]))
+    return {k: v[0][:, 0].flatten(1)[:, :200] for k, v in rec.items()}  # [T, 200] per layer
+
+
+fig, axes = plt.subplots(2, 3, figsize=(9, 4), sharex=True)
+for col, name in enumerate(["control", "spike L1 x4", "synop loss x0.4"]):
+    for row, (layer, s) in enumerate(raster(results[name][0], small.test_x[0]).items()):
+        t, n = torch.nonzero(s, as_tuple=True)
+        axes[row, col].scatter(n + 200 * t, torch.zeros_like(n) + t, s=1, marker="|")
+        axes[row, col].set(title=f"{name}: {layer}" if row == 0 else layer, yticks=range(4), ylabel="step")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Early exit (SEENN-I)
+#
+# The readout averaged over the steps seen so far gives an answer after every step; a sample stops when its
+# softmax confidence exceeds the threshold. At threshold 1 every sample runs all steps.
+
+# %%
+for rep in sr.early_exit_reports(base, small.test_x, small.test_y, enc, (0.9, 0.99, 0.999, 1.0)):
+    print(f"threshold {rep.threshold}: {rep.average_steps:.2f} of {rep.T} steps, accuracy {rep.accuracy:.3f} "
+          f"(full T {rep.accuracy_full:.3f}), synops {rep.synops_per_sample:.0f} of {rep.synops_full:.0f}")
+    assert rep.average_steps <= rep.T
+assert rep.average_steps == rep.T and rep.accuracy == rep.accuracy_full
+
+# %% [markdown]
+# ## Temporal coding: at most one spike per neuron
+#
+# Latency-coded input (`Latency(8)`) and LIF neurons that fire at most once, trained for one short epoch from the
+# baseline's weights, beside the same budget with rate-coded input.
+
+# %%
+ttfs = sr.time_to_first_spike(base, small, enc, T=8, train=quick)
+r_ttfs = metrics.measure(ttfs.model, small.test_x, ttfs.encoder, small.test_y)
+rate_net = copy.deepcopy(base)
+fit(rate_net, small, encoding.Rate(8), quick, evaluate_test=False)
+r_rate = metrics.measure(rate_net, small.test_x, encoding.Rate(8), small.test_y)
+worst = sr.max_spikes_per_neuron(ttfs.model, ttfs.encoder(small.test_x))
+print(f"time to first spike: accuracy {r_ttfs.accuracy:.3f}, {r_ttfs.spikes_per_sample:.0f} spikes per sample, "
+      f"at most {worst} per neuron")
+print(f"rate code, same budget: accuracy {r_rate.accuracy:.3f}, {r_rate.spikes_per_sample:.0f} spikes per sample")
+assert worst <= 1
+
+# %% [markdown]
+# ## The benchmark: three seeds
+#
+# Loaded from `benchmarks/results/spike_reduction.json` (command, date and machine inside).
+
+# %%
+path = ROOT / "benchmarks" / "results" / "spike_reduction.json"
+bench = json.loads(path.read_text()) if path.exists() else {}
+print({k: bench[k] for k in ("command", "date", "machine")} if bench else "no benchmark result committed yet")
+if "rate" in bench:
+    mean = bench["rate"]["mean"]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for prefix, label in (("l1-", "spike-rate L1"), ("synops-", "synop loss")):
+        pts = sorted((v["effective_synops"], v["accuracy"]) for k, v in mean.items() if k.startswith(prefix))
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=label)
+    ax.plot(mean["control"]["effective_synops"], mean["control"]["accuracy"], "k*", label="control")
+    ax.set(xlabel="effective synaptic operations per sample", ylabel="test accuracy",
+           title=f"trade-off, mean of {len(bench['rate']['runs'])} seeds")
+    ax.legend(fontsize=8)
+    plt.show()

@@ -1,0 +1,261 @@
+"""Spike reduction: regularisers, the synaptic-operation loss against the metric, early-exit guarantees,
+one spike per neuron under temporal coding, and the errors for bad input."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from snncomp import baselines, data, encoding, metrics, models, spikes
+from snncomp import spike_reduction as sr
+from snncomp.train import Step, TrainConfig, fit
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    s = data.digits()
+    return data.Split(s.train_x[:256], s.train_y[:256], s.test_x[:64], s.test_y[:64], "digits-tiny")
+
+
+def _step(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> Step:
+    with spikes.record(model) as rec, spikes.record_inputs(model) as ins:
+        logits = model(x)
+    y = torch.zeros(x.shape[1], dtype=torch.long) if y is None else y
+    return Step(model, x, y, logits, rec, 0, 0, ins)
+
+
+RATE_TERMS = [sr.spike_rate_l1, sr.spike_rate_l2, sr.target_firing_rate]
+
+
+@pytest.mark.parametrize("term", RATE_TERMS, ids=lambda f: f.__name__)
+def test_rate_regularisers_are_zero_for_a_silent_network(term, tiny):
+    silent = models.conv_snn((1, 8, 8), channels=(4, 8), threshold=1e6, seed=0)
+    step = _step(silent, encoding.Rate(4)(tiny.train_x[:16], torch.Generator().manual_seed(0)))
+    assert all(s.sum() == 0 for calls in step.spikes.values() for s in calls)
+    assert term(step).item() == 0.0
+
+
+def test_synop_loss_is_zero_without_input_spikes():
+    net = models.conv_snn((1, 8, 8), channels=(4, 8), seed=0)
+    step = _step(net, torch.zeros(4, 3, 1, 8, 8))
+    assert sr.synops_loss(step).item() == 0.0
+
+
+@pytest.mark.parametrize("term", [sr.spike_rate_l1, sr.spike_rate_l2, sr.target_firing_rate, sr.synops_loss],
+                         ids=lambda f: f.__name__)
+def test_regularisers_push_rates_down(term, tiny):
+    """Gradient descent on the regulariser alone (the surrogate gradient of the spikes) quietens a
+    network that fires a lot."""
+    net = models.conv_snn((1, 8, 8), channels=(4, 8), threshold=0.3, seed=0)
+    x = encoding.Rate(4)(tiny.train_x[:64], torch.Generator().manual_seed(0))
+    opt = torch.optim.Adam(net.parameters(), lr=2e-2)
+    rates = []
+    for _ in range(20):
+        step = _step(net, x)
+        rates.append(sr.spike_rate_l1(step).item())
+        opt.zero_grad()
+        term(step).backward()
+        opt.step()
+    assert rates[0] > 0.05 and rates[-1] < 0.6 * rates[0], rates
+
+
+def test_training_with_a_regulariser_fires_less(tiny):
+    enc = encoding.Rate(4)
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=5e-3, progress=False)
+    plain = models.conv_snn((1, 8, 8), channels=(4, 8), seed=0)
+    fit(plain, tiny, enc, cfg, evaluate_test=False)
+    quiet = models.conv_snn((1, 8, 8), channels=(4, 8), seed=0)
+    fit(quiet, tiny, enc, cfg, loss_terms=[sr.weighted(sr.spike_rate_l1, 5.0)], evaluate_test=False)
+    assert metrics.measure(quiet, tiny.test_x, enc).spikes_per_sample < \
+        0.5 * metrics.measure(plain, tiny.test_x, enc).spikes_per_sample
+
+
+def test_target_rate_pushes_only_layers_above_target(tiny):
+    net = models.conv_snn((1, 8, 8), channels=(4, 8), seed=0)
+    step = _step(net, encoding.Rate(4)(tiny.train_x[:16], torch.Generator().manual_seed(0)))
+    rates = sr.layer_rates(step)
+    high = {k: float(v) + 0.1 for k, v in rates.items()}
+    assert sr.target_firing_rate(step, target=high).item() == 0.0
+    first = next(iter(rates))
+    value = sr.target_firing_rate(step, target={first: 0.0}).item()
+    assert value == pytest.approx(float(rates[first]) ** 2)
+
+
+def test_bad_target_rates_are_named_errors(tiny):
+    net = models.conv_snn((1, 8, 8), channels=(4, 8), seed=0)
+    step = _step(net, encoding.Rate(2)(tiny.train_x[:4]))
+    with pytest.raises(ValueError, match=r"layer 'blocks.0.neuron'.*got -0.1"):
+        sr.target_firing_rate(step, target={"blocks.0.neuron": -0.1})
+    with pytest.raises(ValueError, match="must lie in"):
+        sr.target_firing_rate(step, target=-0.5)
+    with pytest.raises(KeyError, match="no spiking layer named"):
+        sr.target_firing_rate(step, target={"nope": 0.1})
+    with pytest.raises(ValueError, match="weight must be >= 0"):
+        sr.weighted(sr.spike_rate_l1, -1.0)
+
+
+# ----------------------------------------------------------------------------- synop loss = metric
+
+
+def test_synop_loss_on_hand_worked_layers():
+    # linear: weight columns hold 1, 0 and 2 non-zero weights -> fan-out (1, 0, 2)
+    lin = nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]))
+    assert sr.fan_out(lin, (3,)).tolist() == [1.0, 0.0, 2.0]
+    x = torch.tensor([[1.0, 1.0, 1.0], [0.0, 1.0, 1.0]], requires_grad=True)
+    ops, binary = sr.layer_synops(lin, x)
+    assert binary and ops.item() == 3 + 2  # (1 + 0 + 2) + (0 + 2)
+    ops.backward()
+    assert x.grad.tolist() == [[1.0, 0.0, 2.0], [1.0, 0.0, 2.0]]  # d SynOps / d x_i = f_i
+    assert metrics.synops(nn.Sequential(lin), x.detach())["0"].acs == 5
+    # 3x3 all-ones kernel, padding 1, on a 3x3 map: a corner input reaches 4 outputs, an edge 6, the centre 9
+    conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    nn.init.ones_(conv.weight)
+    assert sr.fan_out(conv, (1, 3, 3))[0].tolist() == [[4, 6, 4], [6, 9, 6], [4, 6, 4]]
+    corner = torch.zeros(1, 1, 3, 3)
+    corner[0, 0, 0, 0] = 1
+    assert sr.layer_synops(conv, corner)[0].item() == 4
+    # a zero weight (the kernel's centre) removes one connection from every input
+    with torch.no_grad():
+        conv.weight[0, 0, 1, 1] = 0
+    spikes_in = (torch.rand(5, 1, 3, 3, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    assert sr.layer_synops(conv, spikes_in)[0].item() == metrics.synops(nn.Sequential(conv), spikes_in)["0"].acs
+
+
+@pytest.mark.parametrize("enc", [encoding.Rate(4), encoding.Direct(4)], ids=["rate", "direct"])
+def test_synop_loss_equals_the_metric_on_the_baseline(enc):
+    model, _ = baselines.trained("conv-direct4", seed=0)
+    x = data.mnist5k().test_x[:40]
+    report = metrics.measure(model, x, enc, batch_size=40)  # one batch: codes drawn from seed 1234
+    model.eval()
+    inputs = enc(x, torch.Generator().manual_seed(1234))
+    with torch.no_grad():
+        step = _step(model, inputs)
+        count = sr.count_synops(model, step.synaptic_inputs, x.shape[0])
+    assert count.acs.item() == report.effective_acs
+    assert count.macs.item() == report.effective_macs
+    assert sr.synops_loss(step).item() == pytest.approx(report.effective_acs + report.effective_macs, rel=1e-6)
+    assert sr.synops_loss(step).item() > 0
+    # a Step built without recorded inputs re-runs the model and gives the same count
+    bare = Step(model, inputs, step.targets, step.logits, step.spikes, 0, 0)
+    assert sr.synops_loss(bare).item() == sr.synops_loss(step).item()
+
+
+# ----------------------------------------------------------------------------- early exit
+
+
+@pytest.fixture(scope="module")
+def rate_net():
+    torch.manual_seed(0)
+    return models.conv_snn((1, 8, 8), channels=(4, 8), seed=0).eval()
+
+
+def test_prefix_answers_equal_shorter_runs(rate_net, tiny):
+    x = encoding.Rate(6)(tiny.test_x[:8], torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        prefix = sr.prefix_logits(rate_net, x)
+        for t in range(1, 7):
+            assert torch.allclose(prefix[t - 1], rate_net(x[:t]), atol=1e-6)
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.6, 0.9, 0.99, 1.0])
+def test_early_exit_never_exceeds_T_and_threshold_one_is_full_T(threshold, rate_net, tiny):
+    enc = encoding.Rate(6)
+    x = enc(tiny.test_x, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        wrapped = sr.EarlyExit(rate_net, threshold)
+        out = wrapped(x)
+        steps = wrapped.last_steps
+        assert steps.min() >= 1 and steps.max() <= enc.T
+        if threshold == 1.0:
+            assert (steps == enc.T).all()
+            assert torch.allclose(out, rate_net(x), atol=1e-6)
+    report = sr.early_exit_report(rate_net, tiny.test_x, tiny.test_y, enc, threshold)
+    assert 1 <= report.average_steps <= enc.T and sum(report.steps_histogram) == 64
+    assert report.spikes_per_sample <= report.spikes_full and report.synops_per_sample <= report.synops_full
+    if threshold == 1.0:
+        assert report.average_steps == enc.T and report.accuracy == report.accuracy_full
+        assert report.spikes_per_sample == report.spikes_full
+
+
+def test_early_exit_full_run_counts_match_the_metric(rate_net, tiny):
+    enc = encoding.Rate(6)
+    report = sr.early_exit_report(rate_net, tiny.test_x, tiny.test_y, enc, 1.0)
+    m = metrics.measure(rate_net, tiny.test_x, enc, tiny.test_y)
+    assert report.spikes_full == m.spikes_per_sample
+    assert report.synops_full == pytest.approx(m.effective_acs + m.effective_macs, rel=1e-12)
+    assert report.accuracy_full == m.accuracy
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.2, 1.01, 2, True, "0.9"])
+def test_bad_thresholds_are_errors(bad, rate_net, tiny):
+    with pytest.raises(ValueError, match=r"confidence threshold must lie in \(0, 1\]"):
+        sr.EarlyExit(rate_net, bad)
+    with pytest.raises(ValueError, match="confidence-early-exit: confidence threshold"):
+        sr.confidence_early_exit(rate_net, tiny, encoding.Rate(2), threshold=bad)
+
+
+# ----------------------------------------------------------------------------- temporal coding
+
+
+def test_first_spike_lif_fires_at_most_once():
+    x = torch.rand(20, 8, 5, generator=torch.Generator().manual_seed(0)) * 3  # strong drive
+    out = sr.first_spike_lif(x, 2.0, 1.0)
+    assert out.spikes.sum(0).max() == 1 and out.spikes.sum() > 0
+    # up to its first spike it is the plain LIF
+    from snncomp.neurons import lif
+
+    plain = lif(x, 2.0, 1.0).spikes
+    first = (plain.cumsum(0) == 1) & (plain == 1)
+    assert torch.equal(out.spikes.bool(), first)
+
+
+def test_time_to_first_spike_gives_at_most_one_spike_per_neuron(tiny):
+    net = models.conv_snn((1, 8, 8), channels=(4, 8), seed=0)
+    res = sr.time_to_first_spike(net, tiny, encoding.Rate(8), train=TrainConfig(epochs=1, progress=False))
+    assert isinstance(res.encoder, encoding.Latency) and res.encoder.T == 8
+    assert all(isinstance(m, sr.FirstSpikeLIF) for m in (b.neuron for b in res.model.blocks))
+    assert sr.max_spikes_per_neuron(res.model, res.encoder(tiny.test_x)) <= 1
+    rep = metrics.measure(res.model, tiny.test_x, res.encoder)
+    n_neurons = rep.neuron_updates / 8
+    assert rep.spikes_per_sample <= n_neurons
+
+
+# ----------------------------------------------------------------------------- thresholds and attention
+
+
+def test_learnable_threshold_trains_and_keeps_floor(tiny):
+    net = models.conv_snn((1, 8, 8), channels=(4, 8), seed=0)
+    res = sr.learnable_threshold(net, tiny, encoding.Rate(4), min_threshold=0.5,
+                                 train=TrainConfig(epochs=1, lr=5e-2, progress=False),
+                                 loss_terms=[sr.weighted(sr.spike_rate_l1, 5.0)])
+    neuron = res.model.blocks[0].neuron
+    assert isinstance(neuron.parametrizations.threshold.original, nn.Parameter)
+    assert (neuron.threshold >= 0.5).all() and (neuron.tau >= 1).all()
+    assert res.info["threshold_after"] != res.info["threshold_before"]
+    assert isinstance(net.blocks[0].neuron.threshold, torch.Tensor) and not isinstance(
+        net.blocks[0].neuron.threshold, nn.Parameter)  # input untouched
+
+
+def test_temporal_attention_drops_low_scored_steps_and_keeps_spikes():
+    ta = sr.TemporalAttention(4, reduction=2, d_th=0.5).eval()
+    with torch.no_grad():
+        ta.excite[2].bias.copy_(torch.tensor([5.0, -5.0, 5.0, -5.0]))
+        ta.excite[2].weight.zero_()
+    x = (torch.rand(4, 3, 2, 5, 5, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    out = ta(x)
+    assert torch.equal(out[0], x[0]) and torch.equal(out[2], x[2])
+    assert out[1].abs().sum() == 0 and out[3].abs().sum() == 0
+    with pytest.raises(ValueError, match="built for T=4"):
+        ta(x[:3])
+
+
+def test_contract_inputs_are_left_untouched(tiny):
+    net = models.conv_snn((1, 8, 8), channels=(4, 8), seed=0)
+    before = copy.deepcopy(net.state_dict())
+    sr.temporal_wise_attention(net, tiny, encoding.Rate(4), train=TrainConfig(epochs=1, progress=False))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
