@@ -131,3 +131,30 @@ def test_mask_survives_quantization_aware_training(tiny):
         assert (layers[n].weight[m == 0] == 0).all(), n
         plist = layers[n].parametrizations.weight
         assert isinstance(plist[0], pruning.Mask) and isinstance(plist[1], Q.FakeQuantize)
+
+
+def test_sparse_bits_formats_count_their_overhead():
+    t = torch.zeros(40)
+    t[[0, 3, 20, 39]] = 1.0  # gaps before the non-zeros: 0, 2, 16, 18
+    assert metrics.sparse_bits(t, 4, "dense") == 160
+    assert metrics.sparse_bits(t, 4, "bitmap") == 40 + 4 * 4
+    assert metrics.sparse_bits(t, 4, "index") == 4 * (4 + 6)  # ceil(log2 40) = 6
+    assert metrics.sparse_bits(t, 4, "relative", index_bits=4) == (4 + 2) * 8  # two fillers (16 // 16, 18 // 16)
+    assert metrics.sparse_bits(t, 4, "auto") == 40
+    with pytest.raises(ValueError, match="sparse format must be one of"):
+        metrics.sparse_bits(t, 4, "csr")
+
+
+def test_deployed_bits_follow_the_quantizers(tiny):
+    model, split, enc = tiny
+    fp = metrics.deployed_bits(model)
+    out = W.uniform_ptq(model, split, enc, bits=4, per_channel=False).model
+    layers = metrics.weight_layers(out)
+    n_w = sum(m.weight.numel() for m in layers.values())
+    assert fp - metrics.deployed_bits(out) == n_w * (32 - 4) - 32 * len(layers)  # one FP32 scale per layer
+    pruned = pruning.magnitude(model, split, enc, sparsity=0.9, finetune=TrainConfig(epochs=0)).model
+    both = W.uniform_ptq(pruned, split, enc, bits=4).model
+    bitmap = metrics.deployed_bits(both, "bitmap")
+    dense = metrics.deployed_bits(both)
+    nnz = sum(int((m.weight != 0).sum()) for m in metrics.weight_layers(both).values())
+    assert dense - bitmap == n_w * 4 - (n_w + nnz * 4)
