@@ -35,12 +35,16 @@ from __future__ import annotations
 
 import math
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from ..encoding import Encoder
+
 __all__ = ["check_bits", "check_scale", "qrange", "fake_quantize", "minmax_scale", "power_of_two",
-           "FakeQuantize", "LSQQuantizer", "add_quantizer", "quantizer_of", "quantizers_of", "weight_quantizers"]
+           "FakeQuantize", "LSQQuantizer", "MembraneQuantizer", "GridInput", "add_quantizer", "quantizer_of", "quantizers_of", "weight_quantizers"]
 
 SCALE_BITS = 32  # a scale (and a zero point, when stored) is kept as an FP32 / INT32 number
 
@@ -244,3 +248,60 @@ def weight_quantizers(layers: dict[str, nn.Module], make) -> None:
         w = m.weight
         _check_tensor(w, n)
         add_quantizer(m, make(n, w.detach()))
+
+
+# --8<-- [start:MembraneQuantizer]
+class MembraneQuantizer(nn.Module):
+    r"""The membrane state on a `bits`-bit grid of step `scale`: $Q(v) = s\,\mathrm{clamp}(r(v / s),
+    -2^{b-1}, 2^{b-1} - 1)$ with $r$ round-half-to-even (`"nearest"`) or floor (`"truncate"`, dropping
+    the low bits of a two's-complement number). A neuron applies it to the leaked potential it keeps
+    between steps (`neurons.lif_reference`). The backward pass is the identity (STE through the
+    rounding and the clamp), so the surrogate gradient still flows through time."""
+
+    def __init__(self, scale: float | Tensor, bits: int, *, rounding: str = "nearest", where: str = "membrane") -> None:
+        super().__init__()
+        self.bits = check_bits(bits, where)
+        if rounding not in ("nearest", "truncate"):
+            raise ValueError(f"{where}: rounding must be 'nearest' or 'truncate', got {rounding!r}")
+        s = check_scale(scale, where)
+        if s.numel() != 1:
+            raise ValueError(f"{where}: a membrane quantizer has one scale per layer, got {s.numel()}")
+        self.register_buffer("scale", s.reshape(()).clone())
+        self.rounding, self.where = rounding, where
+        self.qmin, self.qmax = qrange(bits)
+
+    def forward(self, v: Tensor) -> Tensor:
+        k = v.detach() / self.scale
+        k = (torch.round(k) if self.rounding == "nearest" else torch.floor(k)).clamp(self.qmin, self.qmax)
+        return (k * self.scale) + (v - v.detach())  # value on the grid, gradient of the identity
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, scale={self.scale.item():.4g}, rounding={self.rounding}"
+# --8<-- [end:MembraneQuantizer]
+
+
+@dataclass(frozen=True)
+class GridInput(Encoder):
+    r"""An encoder whose images are first put on the unsigned grid $2^{-b}$: $x \leftarrow
+    \min(\lfloor 2^b x \rceil, 2^b - 1) / 2^b$, so an integer model is fed the integers
+    $\lfloor 2^b x \rceil$ (8-bit pixels by default) and FP32 arithmetic on them stays exact."""
+
+    inner: Encoder | None = None
+    bits: int = 8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.inner is None or self.inner.T != self.T:
+            raise ValueError(f"GridInput: needs an inner encoder with T={self.T}, got {self.inner!r}")
+        check_bits(self.bits, "GridInput")
+
+    @property
+    def binary(self) -> bool:
+        return self.inner.binary
+
+    def integers(self, x: Tensor) -> Tensor:
+        """The images as the integers an integer model is fed (int64)."""
+        return torch.round(x * 2.0**self.bits).clamp(0, 2**self.bits - 1).long()
+
+    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return self.inner(self.integers(x).to(x.dtype) / 2.0**self.bits, generator)
