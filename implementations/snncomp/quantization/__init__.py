@@ -11,3 +11,4 @@ inference). Every method follows the transform contract of `snncomp.compress`.
 from .quantizers import *  # noqa: F401,F403
 from .weights import *  # noqa: F401,F403
 from .membrane_potential import *  # noqa: F401,F403
+from .binary import *  # noqa: F401,F403
