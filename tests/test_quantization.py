@@ -158,3 +158,116 @@ def test_deployed_bits_follow_the_quantizers(tiny):
     dense = metrics.deployed_bits(both)
     nnz = sum(int((m.weight != 0).sum()) for m in metrics.weight_layers(both).values())
     assert dense - bitmap == n_w * 4 - (n_w + nnz * 4)
+
+
+# ----------------------------------------------------------------------------- membrane, binary, integer
+
+from snncomp import spikes  # noqa: E402
+from snncomp.quantization import binary as B  # noqa: E402
+from snncomp.quantization import integer as I  # noqa: E402
+from snncomp.quantization import membrane_potential as M  # noqa: E402
+from snncomp.neurons import LIF, AdaptiveLIF, lif  # noqa: E402
+
+
+def test_membrane_quantizer_keeps_state_on_the_grid_and_passes_gradient():
+    mq = Q.MembraneQuantizer(0.25, 3)
+    x = (torch.rand(6, 2, 5) * 2).requires_grad_()
+    out = lif(x, 2.0, 1.0, quantize=mq)
+    kept = 0.5 * out.membrane[:-1]  # beta V[t-1], which the neuron stores quantized
+    k = mq(kept) / 0.25
+    assert torch.equal(k, torch.round(k)) and k.min() >= -4 and k.max() <= 3
+    out.spikes.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="blocks.0.neuron: scale must be finite and positive"):
+        Q.MembraneQuantizer(0.0, 4, where="blocks.0.neuron")
+
+
+def test_full_precision_grid_changes_nothing():
+    """A membrane quantizer fine enough to hold every value leaves the neuron as it was."""
+    torch.manual_seed(0)
+    x = torch.round(torch.rand(5, 3, 4) * 64) / 64  # values on the 2^-6 grid
+    a = lif(x, 2.0, 1.0)
+    b = lif(x, 2.0, 1.0, quantize=Q.MembraneQuantizer(2.0**-16, 24))
+    assert torch.equal(a.spikes, b.spikes) and torch.equal(a.membrane, b.membrane)
+
+
+def test_membrane_quantization_rejects_other_neurons():
+    with pytest.raises(TypeError, match="blocks.1: membrane quantization needs a LIF, IF or PLIF neuron"):
+        M.set_membrane_quantizer("blocks.1", AdaptiveLIF(), Q.MembraneQuantizer(0.1, 4))
+
+
+def test_q_spinn_sets_quantizers_on_a_copy(tiny):
+    model, split, enc = tiny
+    out = M.q_spinn(model, split, enc, bits=2, weight_bits=4)
+    assert all(b.neuron.quantizer is None for b in model.blocks)
+    assert all(isinstance(b.neuron.quantizer, Q.MembraneQuantizer) for b in out.model.blocks)
+    assert out.model.blocks[0].neuron.quantizer.scale.item() == 0.5  # theta / 2^(b-1)
+    with torch.no_grad():
+        assert out.model(enc(split.test_x[:4])).shape == (4, 10)
+
+
+def test_fold_batchnorm_keeps_the_function(tiny):
+    model, split, enc = tiny
+    net = copy.deepcopy(model)
+    fit(net, split, enc, ONE, evaluate_test=False)  # non-trivial running statistics
+    net.eval()
+    folded = M.fold_batchnorm(copy.deepcopy(net)).eval()
+    x = enc(split.test_x[:16])
+    with torch.no_grad():
+        assert torch.allclose(net(x), folded(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("bits", [(8, 8), (4, 4), (2, 2)])
+def test_integer_inference_equals_fake_quantization(bits, tiny):
+    model, split, enc = tiny
+    pruned = pruning.magnitude(model, split, enc, sparsity=0.5, finetune=TrainConfig(epochs=0)).model
+    out = M.mint(pruned, split, enc, bits=bits[0], membrane_bits=bits[1], train=ONE)
+    net = out.model.eval()
+    ints = I.export(net, out.encoder)
+    x = split.test_x[:64]
+    with torch.no_grad(), spikes.record(net) as rec:
+        logits = net(out.encoder(x))
+    got = ints.run(x)
+    assert set(got.spikes) == set(rec)
+    for name, s in got.spikes.items():
+        assert s.dtype == torch.int64 and torch.equal(rec[name][0], s.float()), name
+    assert torch.equal(logits, got.logits)
+    assert all(t.dtype == torch.int64 for _, layer, _, _ in ints.blocks for t in (layer.weight, layer.bias))
+
+
+def test_integer_export_needs_a_mint_model(tiny):
+    model, split, enc = tiny
+    ptq = W.uniform_ptq(model, split, enc, bits=4)
+    with pytest.raises(ValueError, match="analog input must come on an integer grid"):
+        I.export(ptq.model, enc)
+    with pytest.raises(ValueError, match="blocks.0: integer export needs a per-tensor FakeQuantize"):
+        I.export(ptq.model, Q.GridInput(enc.T, inner=enc))
+
+
+def test_round_shift_is_round_half_even():
+    a = torch.arange(-40, 41)
+    for n in (1, 2, 3):
+        assert torch.equal(I.round_shift(a, n), torch.round(a / 2**n).long())
+
+
+def test_binary_weights_are_signs_times_alpha_and_keep_masks(tiny):
+    model, split, enc = tiny
+    pruned = pruning.magnitude(model, split, enc, sparsity=0.5, finetune=TrainConfig(epochs=0)).model
+    masks = pruning.masks_of(pruning.prunable_layers(pruned))
+    out = B.binary_weights(pruned, split, enc, train=ONE)
+    for n, layer in pruning.prunable_layers(out.model).items():
+        w = layer.weight.detach()
+        values = w[masks[n] == 1].abs().unique()
+        assert values.numel() == 1 and (w[masks[n] == 0] == 0).all(), n  # {-alpha, 0, alpha}
+    theta = out.model.head.parametrizations.weight.original
+    assert not torch.equal(theta.abs(), theta.abs().max().expand_as(theta))  # real-valued shadow weights
+    bits = metrics.deployed_bits(out.model)
+    n_w = sum(m.weight.numel() for m in metrics.weight_layers(out.model).values())
+    assert metrics.deployed_bits(model) - bits == n_w * 31 - 32 * 3
+
+
+def test_binary_ste_is_clipped():
+    w = torch.tensor([0.5, -0.2, 1.5, -3.0], requires_grad=True)
+    B.Binarize(w, where="x")(w).sum().backward()
+    alpha_grad = torch.sign(w.detach()) * torch.sign(w.detach()).sum() / 4  # d alpha/dw * sum(sign)
+    assert torch.allclose(w.grad, torch.tensor([1.0, 1.0, 0.0, 0.0]) * w.detach().abs().mean() + alpha_grad)
