@@ -18,6 +18,29 @@ def test_conv_snn_shapes_and_rank_errors():
         models.mlp_snn()(torch.rand(2, 2, 100))
 
 
+def test_conv_snn_hidden_dense_stage():
+    compact, wide = models.conv_snn(), models.conv_snn(hidden=(256,))
+    # the default is the compact baseline unchanged: same names, same seeded weights, same cache key
+    assert list(compact.state_dict()) == ["blocks.0.conv.weight", "blocks.0.bn.weight", "blocks.0.bn.bias",
+                                          "blocks.0.bn.running_mean", "blocks.0.bn.running_var",
+                                          "blocks.0.bn.num_batches_tracked", "blocks.0.neuron.tau",
+                                          "blocks.0.neuron.threshold", "blocks.1.conv.weight", "blocks.1.bn.weight",
+                                          "blocks.1.bn.bias", "blocks.1.bn.running_mean", "blocks.1.bn.running_var",
+                                          "blocks.1.bn.num_batches_tracked", "blocks.1.neuron.tau",
+                                          "blocks.1.neuron.threshold", "head.weight", "head.bias"]
+    assert torch.equal(compact.blocks[1].conv.weight, wide.blocks[1].conv.weight)
+    from snncomp import baselines
+
+    assert baselines.BASELINES["conv-direct4"].key(0) == "324bbcf2b959"  # cached weights stay valid
+    assert wide.blocks[2].fc.in_features == 32 * 7 * 7 and wide.head.in_features == 256
+    assert sum(m.weight.numel() for m in (wide.blocks[0].conv, wide.blocks[1].conv, wide.blocks[2].fc, wide.head)) \
+        == 144 + 4608 + 1568 * 256 + 2560
+    assert wide(torch.rand(3, 2, 1, 28, 28)).shape == (2, 10)
+    assert isinstance(models.conv_ann(hidden=(256,)).blocks[2].neuron, torch.nn.ReLU)
+    with pytest.raises(ValueError, match="hidden must be a tuple of positive ints"):
+        models.conv_snn(hidden=(0,))
+
+
 def test_direct_input_shortcut_is_exact():
     m = models.conv_snn(seed=3).eval()
     x = torch.rand(2, 1, 28, 28)

@@ -70,6 +70,36 @@ def test_layer_masks_exact_per_layer():
     assert int((masks["a"] == 0).sum()) == 50 and int((masks["b"] == 0).sum()) == round(0.5 * 33)
 
 
+def test_normalised_masks_ignore_a_layer_scale():
+    g = torch.Generator().manual_seed(1)
+    scores = {"a": torch.rand(40, generator=g), "b": torch.rand(60, generator=g)}
+    shrunk = {"a": scores["a"] * 0.01, "b": scores["b"]}  # layer a's weights rescaled (BatchNorm undoes it)
+    norm, norm_shrunk = pruning.normalised_masks(scores, 0.5), pruning.normalised_masks(shrunk, 0.5)
+    assert all(torch.equal(norm[k], norm_shrunk[k]) for k in scores)
+    assert sum(int((m == 0).sum()) for m in norm.values()) == 50
+    # a plain global pool follows the scale: it now cuts every weight of layer a
+    assert int(pruning.global_masks(shrunk, 0.4)["a"].sum()) == 0
+    # entries a prior mask cut (score -1) still go first and stay cut
+    prior = {"a": (torch.arange(40) >= 10).float(), "b": torch.ones(60)}
+    masks = pruning.prune_masks(scores, 0.2, "normalised", prior)
+    assert torch.equal(masks["a"][:10], torch.zeros(10)) and sum(int((m == 0).sum()) for m in masks.values()) == 20
+    with pytest.raises(ValueError, match="scope must be one of 'global', 'layer', 'normalised'"):
+        pruning.scoped_masks(scores, 0.5, "per-layer")
+
+
+def test_normalised_scope_is_invariant_to_a_bn_conv_weight_scale(trained, split):
+    net = copy.deepcopy(trained)
+    with torch.no_grad():
+        net.blocks[1].conv.weight.mul_(0.05)  # the BN-followed conv computes the same (train-mode BN)
+    ft0 = TrainConfig(epochs=0)
+    a = pruning.magnitude(trained, split, ENC, sparsity=0.6, finetune=ft0, scope="normalised")
+    b = pruning.magnitude(net, split, ENC, sparsity=0.6, finetune=ft0, scope="normalised")
+    masks_a, masks_b = (pruning.masks_of(pruning.prunable_layers(r.model)) for r in (a, b))
+    assert all(torch.equal(masks_a[k], masks_b[k]) for k in masks_a)
+    g = pruning.magnitude(net, split, ENC, sparsity=0.6, finetune=ft0, scope="global")
+    assert float(pruning.masks_of(pruning.prunable_layers(g.model))["blocks.1.conv"].mean()) < 0.01
+
+
 def test_schedules():
     assert pruning.cubic_sparsity(0, 0.9, 100) == 0.0
     assert pruning.cubic_sparsity(100, 0.9, 100) == pytest.approx(0.9)
@@ -397,6 +427,48 @@ def test_remove_units_equals_masked_mlp(trained_mlp, split):
     assert small.blocks[0].fc.out_features == 16 and small.blocks[1].fc.in_features == 16
     assert small.head.in_features == 5
     assert metrics.count_params(small) < metrics.count_params(trained_mlp)
+
+
+@pytest.fixture(scope="module")
+def trained_convfc(split):
+    """A tiny conv SNN with two spiking dense blocks after the convolutions (conv -> dense -> dense -> head)."""
+    model = models.conv_snn((1, 8, 8), channels=(4, 8), hidden=(12, 10), seed=0)
+    fit(model, split, ENC, TrainConfig(epochs=2, batch_size=64, progress=False), evaluate_test=False)
+    return model
+
+
+def test_remove_units_equals_masked_conv_then_dense(trained_convfc, split):
+    net = copy.deepcopy(trained_convfc)
+    layers = pruning.prunable_layers(net)
+    pruning.set_masks(layers, pruning.global_masks(pruning.magnitude_scores(layers), 0.5))  # masks ride along
+    keep = {0: torch.tensor([0, 3]), 1: torch.tensor([1, 4, 6]), 2: torch.tensor([0, 2, 5, 7, 11]),
+            3: torch.tensor([2, 3, 9])}
+    small = pruning.remove_units(net, keep)
+    masked = pruning.mask_units(net, keep)
+    x = ENC(split.test_x[:64])
+    small.eval(), masked.eval()
+    with torch.no_grad():
+        assert torch.allclose(small(x), masked(x), atol=1e-5)
+    # channel c of the last conv block owned the H*W = 4 input columns 4c .. 4c+3 of the first dense layer
+    w = net.blocks[2].fc.weight.detach()
+    cols = torch.cat([torch.arange(4 * c, 4 * c + 4) for c in (1, 4, 6)])
+    assert torch.equal(small.blocks[2].fc.weight.detach(), w[keep[2]][:, cols])
+    assert small.blocks[2].fc.in_features == 3 * 2 * 2 and small.blocks[2].fc.out_features == 5
+    assert small.blocks[3].fc.in_features == 5 and small.blocks[3].fc.out_features == 3
+    assert small.head.in_features == 3 and small.blocks[3].neuron.threshold.shape == (3,)
+    # the masks were cut with the weights and stay in force
+    assert torch.equal(small.blocks[2].fc.parametrizations.weight[0].mask,
+                       net.blocks[2].fc.parametrizations.weight[0].mask[keep[2]][:, cols])
+    assert metrics.count_params(small) < metrics.count_params(net)
+
+
+def test_structured_methods_on_conv_then_dense(trained_convfc, split):
+    slim = pruning.channel_slimming(trained_convfc, split, ENC, sparsity=0.5, train=CFG, finetune=CFG)
+    assert slim.info["units_after"] == [2, 4, 12, 10]  # BatchNorm scores: the dense blocks stay whole
+    act = pruning.activity_pruning(trained_convfc, split, ENC, sparsity=0.5, finetune=CFG)
+    assert act.info["units_after"] == [2, 4, 6, 5]
+    for res in (slim, act):
+        assert res.model(ENC(split.test_x[:4])).shape == (4, 10)
 
 
 def test_per_channel_neuron_state_follows_the_channel(trained):

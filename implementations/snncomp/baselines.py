@@ -58,6 +58,9 @@ BASELINES: dict[str, Baseline] = {
     "conv-ann": Baseline(models.conv_ann, encoder=encoding.Direct(1)),
     "mlp-direct4": Baseline(models.mlp_snn, config=TrainConfig(epochs=6)),
     "conv-rate16": Baseline(models.conv_snn, encoder=encoding.Rate(16), config=TrainConfig(epochs=4)),
+    # the over-parameterised benchmark network: the compact one with a spiking fully connected
+    # layer of 256 between the convolutions and the readout, ~409k weights (98 % in that layer)
+    "conv-fc256-direct4": Baseline(models.conv_snn, kwargs={"hidden": (256,)}),
 }
 
 _DATA = {"mnist5k": data.mnist5k, "digits": data.digits}

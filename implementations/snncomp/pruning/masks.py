@@ -8,7 +8,15 @@ hook, since $\partial L / \partial \theta = m \odot \partial L / \partial w$ is 
 `compress.bake` turns the mask into a plain tensor for export.
 
 Masks are chosen from importance scores with an exact count of zeros: `round(sparsity * N)` over
-one global pool (`global_masks`) or in every layer separately (`layer_masks`).
+one global pool (`global_masks`), in every layer separately (`layer_masks`), or over one pool of
+scores divided by their layer's mean (`normalised_masks`).
+
+**Why a normalised pool.** A convolution followed by BatchNorm computes the same function when its
+weights are multiplied by any $c > 0$: BatchNorm divides the scale out again. Such a layer's
+magnitudes have no scale of their own; in one global ranking, a layer whose weights happen to be
+small (a wide layer initialised with a small fan-in-scaled spread, or one shrunk by weight decay) is
+cut first although its weights matter as much. Dividing each layer's scores by its mean score makes
+the ranking invariant to that rescaling, while still letting layers end at different sparsities.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from torch.nn.utils import parametrize
 from ..metrics import weight_layers
 
 __all__ = ["Masks", "Mask", "check_sparsity", "prunable_layers", "global_masks", "layer_masks",
-           "scoped_masks", "keep_pruned", "set_masks", "masks_of", "combine", "prune_masks", "topup_to_sparsity"]
+           "normalised_masks", "SCOPES", "scoped_masks", "keep_pruned", "set_masks", "masks_of", "combine", "prune_masks", "topup_to_sparsity"]
 
 Masks = dict[str, Tensor]  # layer name -> {0, 1} mask shaped like its weight
 
@@ -133,13 +141,34 @@ def layer_masks(scores: dict[str, Tensor], sparsity: float) -> Masks:
     return {n: global_masks({n: s}, sparsity)[n] for n, s in scores.items()}
 
 
+def normalised_masks(scores: dict[str, Tensor], sparsity: float) -> Masks:
+    r"""`global_masks` over the scores divided by their layer's mean, $s_i / \overline{s}_l$.
+
+    The mean runs over the layer's non-negative scores (`keep_pruned` marks already-cut entries
+    with -1, which stay below every survivor). Multiplying one layer's scores by a constant leaves
+    the masks unchanged (tested), which a plain global pool does not do.
+    """
+    out = {}
+    for n, s in scores.items():
+        live = s[s >= 0]
+        mean = float(live.mean()) if live.numel() else 0.0
+        out[n] = s / mean if mean > 0 else s  # s_i / mean_l(s)
+    return global_masks(out, sparsity)
+
+
+SCOPES = ("global", "layer", "normalised")
+
+
 def scoped_masks(scores: dict[str, Tensor], sparsity: float, scope: str) -> Masks:
-    """`global_masks` for `scope="global"`, `layer_masks` for `scope="layer"`."""
+    """`global_masks` for `scope="global"`, `layer_masks` for `scope="layer"`, `normalised_masks`
+    for `scope="normalised"`."""
     if scope == "global":
         return global_masks(scores, sparsity)
     if scope == "layer":
         return layer_masks(scores, sparsity)
-    raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+    if scope == "normalised":
+        return normalised_masks(scores, sparsity)
+    raise ValueError(f"scope must be one of {', '.join(map(repr, SCOPES))}, got {scope!r}")
 
 
 def keep_pruned(scores: dict[str, Tensor], masks: Masks | None) -> dict[str, Tensor]:

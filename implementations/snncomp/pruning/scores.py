@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from .. import spikes as spike_rec
 from ..encoding import Encoder
-from ..models import MLP, ConvNet
+from ..models import MLP, ConvBlock, ConvNet
 from ..train import eval_batches
 
 __all__ = ["magnitude_scores", "bn_scale_scores", "firing_rate_scores", "check_units_model"]
@@ -30,6 +30,7 @@ def check_units_model(model: nn.Module, where: str) -> None:
 
 def bn_scale_scores(model: ConvNet) -> dict[int, Tensor]:
     r"""Neuron-state-aware channel importance of each conv block: $|\gamma_c| / \theta_c$ [@liu2017learning].
+    Dense blocks after the convolutions (no BatchNorm) get no scores and are left whole.
 
     The BatchNorm scale $\gamma_c$ multiplies the normalised input current of channel $c$; the
     membrane reaches threshold $\theta_c$ in proportion to $\gamma_c/\theta_c$, so a small ratio
@@ -39,6 +40,8 @@ def bn_scale_scores(model: ConvNet) -> dict[int, Tensor]:
         raise TypeError(f"BatchNorm-scale scores need a ConvNet (BatchNorm channels), got {type(model).__name__}")
     out = {}
     for i, b in enumerate(model.blocks):
+        if not isinstance(b, ConvBlock):
+            continue
         gamma = b.bn.weight.detach().abs()  # [C]
         theta = getattr(b.neuron, "threshold", None)
         theta = theta.detach() if isinstance(theta, Tensor) else torch.ones_like(gamma)

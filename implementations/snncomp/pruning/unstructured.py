@@ -6,7 +6,9 @@ Every method here is a registered transform with the contract of `snncomp.compre
         -> Compressed
 
 **What is pruned.** The weights of every `nn.Conv2d` and `nn.Linear`, readout included, ranked in one
-global pool (`scope="global"`, the default), or each layer to the same sparsity (`scope="layer"`).
+global pool (`scope="global"`, the default), each layer to the same sparsity (`scope="layer"`), or in
+one pool of scores divided by their layer's mean (`scope="normalised"`, `masks.normalised_masks`: the
+ranking no longer follows the arbitrary weight scale of BatchNorm-followed convolutions; not for Deep R).
 Mask-based and fixed-density methods (RigL, SET, Deep R) reach the requested sparsity exactly
 (`round(sparsity * N)` zeros); the ones whose sparsity emerges from training (Grad R, soft threshold)
 cut the smallest survivors at the end if training left them short of it (`info["topped_up"]` says how
