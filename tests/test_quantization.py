@@ -271,3 +271,29 @@ def test_binary_ste_is_clipped():
     B.Binarize(w, where="x")(w).sum().backward()
     alpha_grad = torch.sign(w.detach()) * torch.sign(w.detach()).sum() / 4  # d alpha/dw * sum(sign)
     assert torch.allclose(w.grad, torch.tensor([1.0, 1.0, 0.0, 0.0]) * w.detach().abs().mean() + alpha_grad)
+
+
+def test_kmeans_sharing_uses_at_most_2_to_the_b_values_and_trains_centroids(tiny):
+    model, split, enc = tiny
+    pruned = pruning.magnitude(model, split, enc, sparsity=0.5, finetune=TrainConfig(epochs=0)).model
+    masks = pruning.masks_of(pruning.prunable_layers(pruned))
+    out = W.kmeans_sharing(pruned, split, enc, bits=2, finetune=ONE)
+    for n, layer in pruning.prunable_layers(out.model).items():
+        w = layer.weight.detach()
+        assert w[masks[n] == 1].unique().numel() <= 4 and (w[masks[n] == 0] == 0).all(), n
+    code = Q.quantizer_of(out.model.head)
+    fresh = Q.quantizer_of(W.kmeans_sharing(pruned, split, enc, bits=2, finetune=TrainConfig(epochs=0)).model.head)
+    assert not torch.equal(code.centroids, fresh.centroids)  # fine-tuning moved the centroids
+    c, idx = __import__("snncomp.quantization.sharing", fromlist=["x"]).kmeans_codebook(
+        torch.tensor([0.0, 1.0, 1.1, 5.0, 5.2]), 2)
+    assert torch.allclose(c, torch.tensor([1.05, 5.1])) and idx.tolist() == [0, 0, 0, 1, 1]  # zeros not clustered
+
+
+def test_admm_quantization_ends_on_the_grid(tiny):
+    model, split, enc = tiny
+    out = W.admm_quantization(model, split, enc, bits=2, train=ONE)
+    for name, q in Q.quantizers_of(out.model).items():
+        w = out.model.get_submodule(name.rsplit(".", 1)[0]).weight.detach()
+        assert (w / q.scale).round().unique().numel() <= 4, name
+    with pytest.raises(ValueError, match="admm_quantization: bits must be >= 2"):
+        W.admm_quantization(model, split, enc, bits=1)

@@ -27,8 +27,9 @@ from ..metrics import weight_layers
 from ..registry import register
 from ..train import Hook, LossTerm, TrainConfig
 from .quantizers import FakeQuantize, LSQQuantizer, check_bits, minmax_scale, weight_quantizers
+from .sharing import ADMMQuantHook, Codebook
 
-__all__ = ["QAT", "NONE", "uniform_ptq", "uniform_qat", "lsq"]
+__all__ = ["QAT", "NONE", "uniform_ptq", "uniform_qat", "lsq", "kmeans_sharing", "admm_quantization"]
 
 QAT = TrainConfig(epochs=2, lr=5e-4)  # default quantization-aware budget on a trained model
 NONE = TrainConfig(epochs=0)
@@ -127,3 +128,54 @@ def lsq(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 4, per_c
     run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
     return Compressed(net, encoder, history, {"bits": bits, "per_channel": per_channel})
+
+
+@register("kmeans-sharing", kind="transform", taxonomy="quantization/weights", keys=("han2016deep",))
+def kmeans_sharing(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 4,
+                   train: TrainConfig | None = None, finetune: TrainConfig | None = None,
+                   loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
+    r"""Weight sharing by k-means: $2^b$ shared values per layer, centroids fine-tuned [@han2016deep].
+
+    Each layer's non-zero weights are clustered by 1-D k-means (linear initialisation) into $2^b$
+    centroids; the layer stores a $b$-bit index per weight and the FP32 codebook. `finetune` (default
+    `QAT`) trains the centroids, each by the summed gradient of its weights, as Deep Compression does
+    after pruning; `train` (default none) trains before the clustering. Huffman coding, the paper's third
+    stage, is not applied.
+    """
+    net, layers = _start(model, bits, "kmeans_sharing")
+    history: list[dict] = []
+    run_phase(net, data, encoder, budget(train, NONE, "train"), "train", history,
+              extra_terms=loss_terms, extra_hooks=hooks)
+    weight_quantizers(layers, lambda n, w: Codebook(w, bits, where=n))
+    run_phase(net, data, encoder, budget(finetune, QAT, "finetune"), "finetune", history,
+              extra_terms=loss_terms, extra_hooks=hooks)
+    return Compressed(net, encoder, history, {"bits": bits, "clusters": 2**bits})
+
+
+@register("admm-quantization", kind="transform", taxonomy="quantization/weights",
+          keys=("leng2018extremely", "deng2021comprehensive"))
+def admm_quantization(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 2, rho: float = 1e-3,
+                      every: int = 10, train: TrainConfig | None = None, finetune: TrainConfig | None = None,
+                      loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
+    r"""ADMM quantization: train towards the nearest scaled low-bit weights, then project [@leng2018extremely].
+
+    During `train` (default `QAT`) the loss carries $\frac{\rho}{2}\|W - Z + U\|^2$ and every `every`
+    steps $Z \leftarrow \Pi(W + U)$, $U \leftarrow U + W - Z$ (`sharing.ADMMQuantHook`), with
+    $\Pi$ the projection on $\{\alpha q: |q| \le 2^{b-1} - 1\}$ per layer; then the weights are
+    projected for good, a `FakeQuantize` with step $\alpha$ is set, and `finetune` (default none)
+    trains through it with the STE. [@deng2021comprehensive] applies the same splitting to SNNs.
+    """
+    net, layers = _start(model, bits, "admm_quantization")
+    if bits < 2:
+        raise ValueError(f"admm_quantization: bits must be >= 2 (binary weights: binary_weights), got {bits}")
+    history: list[dict] = []
+    admm = ADMMQuantHook(layers, bits, rho, every)
+    run_phase(net, data, encoder, budget(train, QAT, "train"), "admm", history, loss_terms=[admm.penalty],
+              hooks=[admm], extra_terms=loss_terms, extra_hooks=hooks)
+    admm.update_z()
+    with torch.no_grad():
+        alphas = {n: admm.alpha[n].abs().clamp(min=1e-12) for n in layers}
+    weight_quantizers(layers, lambda n, w: FakeQuantize(alphas[n], bits, where=n))
+    run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
+              extra_terms=loss_terms, extra_hooks=hooks)
+    return Compressed(net, encoder, history, {"bits": bits, "rho": rho})
