@@ -84,7 +84,7 @@ assert w_rows[2] < w_rows[4], "2-bit post-training quantization should cost accu
 
 # %%
 m_rows = {}
-for bits in (8, 4, 3, 2):
+for bits in (8, 4, 2):
     q = membrane_potential.q_spinn(model, split, enc, bits=bits).model
     m_rows[bits] = train.evaluate(q, split.test_x, split.test_y, enc)
     print(f"membrane {bits} bits: accuracy {m_rows[bits]:.3f}")

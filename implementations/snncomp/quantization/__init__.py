@@ -13,3 +13,4 @@ from .weights import *  # noqa: F401,F403
 from .membrane_potential import *  # noqa: F401,F403
 from .binary import *  # noqa: F401,F403
 from .integer import *  # noqa: F401,F403
+from .sharing import *  # noqa: F401,F403

@@ -162,7 +162,7 @@ def mint(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 4, memb
     if isinstance(head, nn.Linear):
         layers["head"] = head
     for name, layer in layers.items():
-        s = shared_step(_raw_weight(layer), bits)
+        s = shared_step(layer.weight.detach(), bits)
         steps[name] = float(s)
         add_quantizer(layer, FakeQuantize(s, bits, where=f"{name} weight"))
         if layer.bias is not None:
@@ -180,7 +180,3 @@ def mint(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 4, memb
     run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
     return Compressed(net, encoder, history, {"bits": bits, "membrane_bits": membrane_bits, "steps": steps})
-
-
-def _raw_weight(layer: nn.Module) -> Tensor:
-    return layer.weight.detach()
