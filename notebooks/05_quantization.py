@@ -105,8 +105,10 @@ plt.show()
 # ## How a low-bit membrane departs from full precision
 #
 # One LIF neuron ($\tau = 8$, so $\beta = 7/8$ and the state matters) driven by the same noisy current for
-# 40 steps, its stored state at full precision and on 4-bit and 2-bit grids. Rounding the kept state shifts
-# when the potential reaches the threshold; once one spike moves, the trajectories separate.
+# 40 steps, with the state it keeps between steps at full precision and on 4-bit (step 1/8) and 2-bit (step 1/2,
+# range $[-1, 0.5]$) grids; plotted is the potential $H[t]$ tested against the threshold (dotted). Rounding the
+# kept state shifts when the potential reaches the threshold, and once one spike moves the trajectories separate;
+# on 2 bits the kept state saturates at 0.5 and this input never brings the neuron to threshold.
 
 # %%
 g = torch.Generator().manual_seed(3)
@@ -114,14 +116,15 @@ current = (0.22 + 0.12 * torch.randn(40, 1, 1, generator=g))  # [T, B=1, 1]
 runs = {"FP32": None, "4 bits": quantizers.MembraneQuantizer(1 / 8, 4), "2 bits": quantizers.MembraneQuantizer(1 / 2, 2)}
 fig, axes = plt.subplots(2, 1, figsize=(6, 4), sharex=True)
 traj = {}
-for (label, q), style in zip(runs.items(), ("k-", "C0o-", "C3s-")):
+for i, ((label, q), (color, marker)) in enumerate(zip(runs.items(), (("k", ""), ("C0", "o"), ("C3", "s")))):
     out = lif(current, tau=8.0, threshold=1.0, quantize=q)
-    kept = 7 / 8 * out.membrane[:, 0, 0]  # beta V[t], the state carried to t+1
-    traj[label] = (kept if q is None else q(kept), out.spikes[:, 0, 0])
-    axes[0].step(range(40), traj[label][0], style, where="post", ms=3, lw=1, label=label)
-    axes[1].eventplot([torch.nonzero(traj[label][1]).flatten().tolist()], lineoffsets=len(traj), colors=[style[:2]])
+    kept = 7 / 8 * torch.cat([torch.zeros(1), out.membrane[:-1, 0, 0]])  # beta V[t-1], the state carried over
+    h = (kept if q is None else q(kept)) + current[:, 0, 0]  # H[t], the potential tested against theta
+    traj[label] = (h, out.spikes[:, 0, 0])
+    axes[0].step(range(40), traj[label][0], color=color, marker=marker, where="post", ms=3, lw=1, label=label)
+    axes[1].eventplot([torch.nonzero(traj[label][1]).flatten().tolist()], lineoffsets=i + 1, colors=[color])
 axes[0].axhline(1.0, color="grey", lw=0.6, ls=":")
-axes[0].set(ylabel="stored state", title="LIF state kept between steps, full precision vs low-bit")
+axes[0].set(ylabel="potential H[t]", title="LIF with its kept state at full precision and on 4 and 2 bits")
 axes[0].legend(fontsize=8)
 axes[1].set(xlabel="time step", ylabel="spikes", yticks=[1, 2, 3], yticklabels=list(runs))
 plt.tight_layout()
