@@ -49,7 +49,8 @@ RUNS = {
     "w4-membrane-4": ([("q-spinn", dict(bits=4, weight_bits=4))], C, 1.5),
     "mint-4-4": ([("mint", dict(bits=4, membrane_bits=4, train=Q1))], C, 1.5),
     "kmeans-4": ([("kmeans-sharing", dict(bits=4, finetune=Q1))], C, None, (0,)),
-    "admm-2": ([("admm-quantization", dict(bits=2, train=Q1))], C, None, (0,)),
+    # rho: ours for a one-epoch budget (the penalty must pull W onto the levels within ~60 steps), not tuned
+    "admm-2": ([("admm-quantization", dict(bits=2, rho=5e-2, train=Q1, finetune=Q1))], C, None, (0,)),
     "pruned90-ptq-4": ([("magnitude", dict(sparsity=0.9, finetune=FT1)), ("uniform-ptq", dict(bits=4))], C, None),
     "fc256-ptq-4": ([("uniform-ptq", dict(bits=4))], O, 0.5, (0,)),
     "fc256-pruned90-ptq-4": ([("magnitude", dict(sparsity=0.9, finetune=FT1)), ("uniform-ptq", dict(bits=4))], O, None,
