@@ -44,6 +44,7 @@ RUNS = {
     "qat-2": ([("uniform-qat", dict(bits=2, train=Q1))], C, 1.5),
     "lsq-2": ([("lsq", dict(bits=2, train=Q1))], C, 1.5),
     "binary": ([("binary-weights", dict(train=Q1))], C, 2.0),
+    "binary-3-epochs": ([("binary-weights", dict(train=TrainConfig(epochs=3, lr=5e-4)))], C, 2.0, (0,)),
     "membrane-4": ([("q-spinn", dict(bits=4))], C, None),
     "membrane-2": ([("q-spinn", dict(bits=2))], C, None),
     "w4-membrane-4": ([("q-spinn", dict(bits=4, weight_bits=4))], C, 1.5),

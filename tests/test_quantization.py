@@ -297,3 +297,15 @@ def test_admm_quantization_ends_on_the_grid(tiny):
         assert (w / q.scale).round().unique().numel() <= 4, name
     with pytest.raises(ValueError, match="admm_quantization: bits must be >= 2"):
         W.admm_quantization(model, split, enc, bits=1)
+
+
+def test_admm_projection_is_a_local_least_squares_fit():
+    from snncomp.quantization.sharing import project_to_levels
+
+    torch.manual_seed(0)
+    v = torch.randn(1000)
+    z, alpha = project_to_levels(v, 2)  # ternary levels {-alpha, 0, alpha}
+    assert set(torch.round(z / alpha).unique().tolist()) == {-1.0, 0.0, 1.0}
+    assert (z != 0).float().mean() > 0.3  # not collapsed onto a few large weights
+    q = torch.round(z / alpha)
+    assert torch.allclose(alpha, (v * q).sum() / (q * q).sum(), rtol=1e-4) or ((v - z) ** 2).sum() <= ((v - 1.01 * z) ** 2).sum()

@@ -73,9 +73,10 @@ class Codebook(nn.Module):
 @torch.no_grad()
 def project_to_levels(v: Tensor, bits: int, iters: int = 5) -> tuple[Tensor, Tensor]:
     r"""$\Pi_{\mathcal C}(v)$: the nearest $\alpha q$, $q \in \{-Q..Q\}$, $Q = 2^{b-1} - 1$ (at least 1),
-    by alternating the integer and the scale. Returns `(alpha q, alpha)`."""
+    by alternating the integer and the scale from $\alpha_0 = 2\langle|v|\rangle/\sqrt{Q}$ (starting from
+    $\max|v|/Q$ instead leaves the ternary case with a handful of non-zero weights). Returns `(alpha q, alpha)`."""
     Q = max(2 ** (bits - 1) - 1, 1)
-    alpha = v.abs().max() / Q
+    alpha = 2 * v.abs().mean() / math.sqrt(Q)
     if alpha == 0:
         return torch.zeros_like(v), torch.ones(())
     for _ in range(iters):
