@@ -141,8 +141,10 @@ def main(argv=None) -> int:
                 if RUNS[r][1] == b and s in _seeds(r, seeds):
                     futs[pool.submit(run, r, s)] = (r, s)
         results: dict = {}
+        args.invocations = []
         if args.merge and Path(args.output).exists():
             old = json.loads(Path(args.output).read_text())
+            args.invocations = old.get("invocations", [])
             for b, rec in old["baselines"].items():
                 for s, row in rec["seeds"].items():
                     fp.setdefault((b, int(s)), row)
@@ -174,6 +176,9 @@ def main(argv=None) -> int:
 def _write(args, seeds, bases, fp, results, t_start, partial) -> dict:
     out = {"benchmark": "quantization", "data": "mnist5k", "seeds": seeds, "jobs": args.jobs, "partial": partial,
            "wall_seconds": time.perf_counter() - t_start,
+           "invocations": [*getattr(args, "invocations", []),
+                           {"only": args.only or "all", "seeds": seeds, "jobs": args.jobs,
+                            "wall_seconds": round(time.perf_counter() - t_start)}],
            "baselines": {b: {"seeds": {str(s): fp[(b, s)] for s in seeds if (b, s) in fp},
                              "mean": _mean([fp[(b, s)] for s in seeds if (b, s) in fp])} for b in bases},
            "runs": {}}
