@@ -4,7 +4,7 @@ r"""Model and activity metrics, aligned with NeuroBench [@yik2025neurobench].
 |---|---|---|
 | `params` | number of parameters | same |
 | `footprint_bytes` | bytes of parameters and buffers, zeros included; a parametrized tensor (a pruning mask) counts once, as the tensor it computes | same for plain models; NeuroBench would also count the mask and the stored parameter behind it |
-| `deployed_bits` | $\sum$ numel $\times$ bits over parameters and buffers, with a module's `<name>_bits` attribute overriding the dtype width | our addition, for quantised tensors |
+| `deployed_bits` | $\sum$ numel $\times$ bits over parameters and buffers, the width set by a quantizer on the tensor (plus its scales) or a module's `<name>_bits` attribute overriding the dtype width; optionally with conv and linear weights in a sparse format (`sparse_bits`: bitmap, index list or relative indices, their cost counted) | our addition, for quantised and pruned tensors |
 | `connection_sparsity` | fraction of zero weights in conv and linear layers | same as its code (not rounded) |
 | `activation_sparsity` | fraction of zero outputs of the activation layers (spiking neurons, `nn.ReLU`, `nn.Sigmoid`) over layers, steps and samples | same |
 | `dense_synops` | every real connection of every conv and linear layer at every step it runs, per sample; taps that fall on zero padding are not connections | same |
@@ -25,6 +25,7 @@ $-1$, $0$ and $1$ counts accumulates (ACs), any other layer multiply-accumulates
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -40,7 +41,7 @@ from .neurons import SpikingNeuron
 from .train import eval_batches
 
 __all__ = ["Report", "LayerOps", "ACTIVATIONS", "count_params", "footprint_bytes", "deployed_bits",
-           "weight_layers", "weight_sparsity", "connection_sparsity", "synops", "counting", "measure"]
+           "sparse_bits", "SPARSE_FORMATS", "weight_layers", "weight_sparsity", "connection_sparsity", "synops", "counting", "measure"]
 
 # modules whose outputs make up activation sparsity: spiking neurons and, as in NeuroBench, ReLU and sigmoid
 ACTIVATIONS: tuple[type[nn.Module], ...] = (SpikingNeuron, nn.ReLU, nn.Sigmoid)
@@ -67,16 +68,65 @@ def footprint_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def deployed_bits(model: nn.Module) -> int:
-    """Bits needed to deploy the tensors: numel x bit width, where a module attribute `<name>_bits`
-    (e.g. `weight_bits = 4` set by a quantiser) overrides the width of its stored dtype."""
+SPARSE_FORMATS = ("dense", "bitmap", "index", "relative", "auto")
+
+
+def sparse_bits(t: Tensor, bits: int, fmt: str = "dense", index_bits: int = 4) -> int:
+    r"""Bits to store `t` at `bits` per value in a sparse format (its zeros left out):
+
+    * `"dense"`: every entry, $N b$;
+    * `"bitmap"`: one presence bit per entry plus the non-zeros, $N + n b$;
+    * `"index"`: each non-zero with its absolute position, $n (b + \lceil \log_2 N \rceil)$;
+    * `"relative"`: Deep Compression's relative indices [@han2016deep]: each non-zero with the number of
+      zeros before it in `index_bits` bits; a gap longer than $2^k - 1$ inserts a filler zero entry, so
+      $(n + \sum_{gaps} \lfloor g / 2^k \rfloor)(b + k)$;
+    * `"auto"`: the cheapest of the four.
+    """
+    if fmt not in SPARSE_FORMATS:
+        raise ValueError(f"sparse format must be one of {', '.join(SPARSE_FORMATS)}, got {fmt!r}")
+    n_all = t.numel()
+    nz = torch.nonzero(t.flatten() != 0).flatten()  # positions of the non-zeros
+    n = nz.numel()
+    cost = {"dense": n_all * bits, "bitmap": n_all + n * bits,
+            "index": n * (bits + max(1, math.ceil(math.log2(max(n_all, 2)))))}
+    gaps = torch.diff(nz, prepend=torch.tensor([-1])) - 1  # zeros before each non-zero
+    fillers = int((gaps // 2**index_bits).sum())  # trailing zeros need no entry
+    cost["relative"] = (n + fillers) * (bits + index_bits)
+    return min(cost.values()) if fmt == "auto" else cost[fmt]
+
+
+def _quantized_widths(model: nn.Module) -> dict[str, tuple[int, int]]:
+    """`{"<module>.<tensor>": (bits, overhead bits)}` for every tensor a quantizer (a parametrization
+    with `bits`, e.g. `quantization.FakeQuantize`) computes."""
+    out = {}
+    for mname, module in model.named_modules():
+        if parametrize.is_parametrized(module):
+            for tname in module.parametrizations:
+                for p in module.parametrizations[tname]:
+                    if hasattr(p, "bits"):
+                        out[f"{mname}.{tname}"] = (int(p.bits), int(getattr(p, "overhead_bits", 0)))
+    return out
+
+
+def deployed_bits(model: nn.Module, sparse: str = "dense", index_bits: int = 4) -> int:
+    """Bits needed to deploy the tensors: numel x bit width, where the width is the `bits` of a
+    quantizer on the tensor (plus what it stores beside the integers, its `overhead_bits`: scales,
+    a codebook), else a module attribute `<name>_bits`, else its stored dtype's width. With `sparse`
+    other than `"dense"`, the weights of conv and linear layers are stored in that format
+    (`sparse_bits`: the presence bitmap or the indices are counted)."""
+    widths = _quantized_widths(model)
+    deployed = _deployed(model)
+    synaptic = {id(m.weight) for m in weight_layers(deployed).values()}
     total = 0
-    for module in _deployed(model).modules():
+    for mname, module in deployed.named_modules():
         for name, t in list(module._parameters.items()) + list(module._buffers.items()):
             if t is None:
                 continue
-            bits = getattr(module, f"{name}_bits", t.element_size() * 8)
-            total += t.numel() * int(bits)
+            bits, overhead = widths.get(f"{mname}.{name}", (None, 0))
+            if bits is None:
+                bits = int(getattr(module, f"{name}_bits", t.element_size() * 8))
+            total += overhead
+            total += sparse_bits(t.detach(), bits, sparse, index_bits) if id(t) in synaptic else t.numel() * bits
     return total
 
 

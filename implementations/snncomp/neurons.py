@@ -23,6 +23,7 @@ agree in values and gradients.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
@@ -85,21 +86,15 @@ def _channel_view(p: float | Tensor, x: Tensor) -> float | Tensor:
 # ----------------------------------------------------------------------------- LIF
 
 
-def lif_reference(
-    x: Tensor,
-    beta: float | Tensor,
-    threshold: float | Tensor = 1.0,
-    *,
-    reset: str = "hard",
-    v_reset: float = 0.0,
-    surrogate: Surrogate | None = None,
-    detach_reset: bool = True,
-) -> NeuronOutput:
+def lif_reference(x: Tensor, beta: float | Tensor, threshold: float | Tensor = 1.0, *, reset: str = "hard",
+                  v_reset: float = 0.0, surrogate: Surrogate | None = None, detach_reset: bool = True,
+                  quantize: Callable[[Tensor], Tensor] | None = None) -> NeuronOutput:
     r"""LIF as a plain autograd loop over time (readable reference; any reset, detached or not).
 
     `x`: input current `[T, B, ...]`; `beta`: decay $\beta$ (float, 0-dim tensor or per-channel
-    `[C]`); `threshold`: $\theta$ (float or per-channel `[C]`).
-    """
+    `[C]`); `threshold`: $\theta$ (float or per-channel `[C]`). `quantize`, when given, maps the leaked
+    potential kept from one step to the next onto a grid, $H[t] = Q(\beta V[t-1]) + X[t]$ (a membrane
+    quantizer, `quantization.MembraneQuantizer`: the state a chip stores between steps)."""
     _check_sequence(x, "lif_reference")
     _check_reset(reset, "lif_reference")
     surrogate = surrogate or ATan()
@@ -109,7 +104,8 @@ def lif_reference(
     spikes, membrane = [], []
     # --8<-- [start:lif_loop]
     for t in range(x.shape[0]):
-        h = beta * v + x[t]  # H[t] = beta V[t-1] + X[t]
+        leaked = beta * v if quantize is None else quantize(beta * v)  # the state kept between steps
+        h = leaked + x[t]  # H[t] = beta V[t-1] + X[t]  (Q(beta V[t-1]) + X[t] when quantized)
         s = surrogate(h - threshold)  # S[t] = Theta(H[t] - theta)
         s_r = s.detach() if detach_reset else s
         if reset == "hard":
@@ -186,48 +182,39 @@ class _FusedLIF(torch.autograd.Function):
         return grad_h, grad_beta, None, None, None, None
 
 
-def lif(
-    x: Tensor,
-    tau: float | Tensor = 2.0,
-    threshold: float | Tensor = 1.0,
-    *,
-    reset: str = "hard",
-    v_reset: float = 0.0,
-    surrogate: Surrogate | None = None,
-    detach_reset: bool = True,
-) -> NeuronOutput:
+def lif(x: Tensor, tau: float | Tensor = 2.0, threshold: float | Tensor = 1.0, *, reset: str = "hard",
+        v_reset: float = 0.0, surrogate: Surrogate | None = None, detach_reset: bool = True,
+        quantize: Callable[[Tensor], Tensor] | None = None) -> NeuronOutput:
     r"""Leaky integrate-and-fire on `x: [T, B, ...]` with time constant `tau` (in steps, $\ge 1$).
 
     `tau` and `threshold` are floats or per-channel tensors `[C]` (channel on dim 2 of `x`).
+    `quantize` quantizes the potential at every step (see `lif_reference`).
     """
     _check_sequence(x, "lif")
     _check_tau(tau, "lif")
     _check_positive("threshold", threshold, "lif")
     beta = 1.0 - 1.0 / tau
-    return _lif_beta(x, beta, threshold, reset=reset, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset)
+    return _lif_beta(x, beta, threshold, reset=reset, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset,
+                     quantize=quantize)
 
 
-def integrate_and_fire(
-    x: Tensor,
-    threshold: float | Tensor = 1.0,
-    *,
-    reset: str = "soft",
-    v_reset: float = 0.0,
-    surrogate: Surrogate | None = None,
-    detach_reset: bool = True,
-) -> NeuronOutput:
+def integrate_and_fire(x: Tensor, threshold: float | Tensor = 1.0, *, reset: str = "soft", v_reset: float = 0.0,
+                       surrogate: Surrogate | None = None, detach_reset: bool = True,
+                       quantize: Callable[[Tensor], Tensor] | None = None) -> NeuronOutput:
     r"""Integrate-and-fire: the LIF without leak ($\beta = 1$). Soft reset by default."""
     _check_sequence(x, "integrate_and_fire")
     _check_positive("threshold", threshold, "integrate_and_fire")
-    return _lif_beta(x, 1.0, threshold, reset=reset, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset)
+    return _lif_beta(x, 1.0, threshold, reset=reset, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset,
+                     quantize=quantize)
 
 
-def _lif_beta(x, beta, threshold, *, reset, v_reset, surrogate, detach_reset) -> NeuronOutput:
+def _lif_beta(x, beta, threshold, *, reset, v_reset, surrogate, detach_reset, quantize=None) -> NeuronOutput:
     _check_reset(reset, "lif")
     surrogate = surrogate or ATan()
-    if not detach_reset:
+    if not detach_reset or quantize is not None:  # the quantized potential runs through the autograd loop
         return lif_reference(
-            x, beta, threshold, reset=reset, v_reset=v_reset, surrogate=surrogate, detach_reset=False
+            x, beta, threshold, reset=reset, v_reset=v_reset, surrogate=surrogate, detach_reset=detach_reset,
+            quantize=quantize,
         )
     beta_b = _channel_view(beta, x)
     thr_b = _channel_view(threshold, x)
@@ -302,6 +289,12 @@ class SpikingNeuron(nn.Module):
     def run(self, x: Tensor) -> NeuronOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    @property
+    def quantizer(self) -> nn.Module | None:
+        """The membrane quantizer set as submodule `membrane_quantizer` (by a quantization transform,
+        on a copy), or `None`; LIF, IF and PLIF apply it to their potential at every step."""
+        return self._modules.get("membrane_quantizer")
+
     def forward(self, x: Tensor) -> Tensor:
         return self.run(x).spikes
 
@@ -348,7 +341,7 @@ class LIF(SpikingNeuron):
         thr = self.threshold if self.threshold.dim() else float(self.threshold)
         return lif(
             x, tau, thr, reset=self.reset, v_reset=self.v_reset,
-            surrogate=self.surrogate, detach_reset=self.detach_reset,
+            surrogate=self.surrogate, detach_reset=self.detach_reset, quantize=self.quantizer,
         )
 
     def extra_repr(self) -> str:
@@ -369,7 +362,7 @@ class IF(SpikingNeuron):
 
     def run(self, x: Tensor) -> NeuronOutput:
         thr = self.threshold if self.threshold.dim() else float(self.threshold)
-        return integrate_and_fire(x, thr, reset=self.reset, surrogate=self.surrogate)
+        return integrate_and_fire(x, thr, reset=self.reset, surrogate=self.surrogate, quantize=self.quantizer)
 
 
 class PLIF(SpikingNeuron):
@@ -420,7 +413,7 @@ class PLIF(SpikingNeuron):
             x_in = x + q_x * self.v_reset if self.v_reset else x  # X' = X + V_reset / tau
         thr = self.threshold if self.threshold.dim() else float(self.threshold)
         return _lif_beta(x_in, 1.0 - q, thr, reset=self.reset, v_reset=self.v_reset, surrogate=self.surrogate,
-                         detach_reset=self.detach_reset)
+                         detach_reset=self.detach_reset, quantize=self.quantizer)
 
     def extra_repr(self) -> str:
         return (f"channels={self.w.numel() if self.w.dim() else None}, reset={self.reset}, "
