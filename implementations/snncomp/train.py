@@ -5,7 +5,8 @@ plus extra loss terms, and calls hooks around each optimiser step. Compression m
 here instead of writing their own loop:
 
 * a **loss term** is a callable `term(step) -> scalar tensor` added to the loss (an objective such
-  as a spike-count penalty or a distillation loss, wrapped with its weight);
+  as a spike-count penalty or a distillation loss, wrapped with its weight); `step.images` holds the
+  batch before encoding, so a term can run a teacher on it with the teacher's own encoder;
 * a **hook** is a `Hook` subclass whose methods run after the backward pass (edit gradients), after
   the optimiser step (re-apply masks, project weights, regrow connections) and after each epoch.
 
@@ -73,6 +74,7 @@ class Step:
     spikes: dict[str, list[Tensor]]  # layer name -> spike tensors [T, B, ...] of this forward
     index: int  # global step
     epoch: int
+    images: Tensor | None = None  # [B, ...] the batch before encoding (a teacher encodes it its own way)
 
 
 class Hook:
@@ -134,11 +136,12 @@ def fit(
         loss_sum, correct = 0.0, 0
         for start in range(0, n, config.batch_size):
             idx = order[start : start + config.batch_size]
-            x = encoder(data.train_x[idx], gen)  # [T, B, ...]
+            images = data.train_x[idx]
+            x = encoder(images, gen)  # [T, B, ...]
             y = data.train_y[idx]
             with spike_rec.record(model) as rec:
                 logits = model(x)  # [B, classes]
-            step = Step(model, x, y, logits, rec, index, epoch)
+            step = Step(model, x, y, logits, rec, index, epoch, images)
             loss = nn.functional.cross_entropy(logits, y)
             for term in loss_terms:
                 loss = loss + term(step)
