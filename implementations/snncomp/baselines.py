@@ -31,7 +31,7 @@ from . import data, encoding, models
 from .files import write_atomic
 from .train import TrainConfig, fit
 
-__all__ = ["Baseline", "BASELINES", "cache_dir", "trained", "record"]
+__all__ = ["Baseline", "BASELINES", "cache_dir", "trained", "record", "mnist1k"]
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,18 @@ BASELINES: dict[str, Baseline] = {
     "conv-ann": Baseline(models.conv_ann, encoder=encoding.Direct(1)),
     "mlp-direct4": Baseline(models.mlp_snn, config=TrainConfig(epochs=6)),
     "conv-rate16": Baseline(models.conv_snn, encoder=encoding.Rate(16), config=TrainConfig(epochs=4)),
+    # distillation teacher for the little-data setting: the conv ANN trained on the same 1000 images as its students
+    "conv-ann-1k": Baseline(models.conv_ann, encoder=encoding.Direct(1), config=TrainConfig(epochs=16), dataset="mnist1k"),
 }
 
-_DATA = {"mnist5k": data.mnist5k, "digits": data.digits}
+def mnist1k() -> data.Split:
+    """MNIST-5k with only its first 1000 training images (about 100 per class) and all 1000 test images:
+    the little-data setting of the distillation section."""
+    s = data.mnist5k()
+    return data.Split(s.train_x[:1000], s.train_y[:1000], s.test_x, s.test_y, "mnist1k")
+
+
+_DATA = {"mnist5k": data.mnist5k, "digits": data.digits, "mnist1k": mnist1k}
 
 
 def cache_dir() -> Path:

@@ -77,7 +77,8 @@ def soft_target_distillation(model: nn.Module, data: Split, encoder: Encoder, *,
 @register("kdsnn", kind="transform", taxonomy="distillation/ann-to-snn", keys=("xu2023constructing",),
           needs=("teacher",))
 def kdsnn(model: nn.Module, data: Split, encoder: Encoder, *, teacher, layers: Sequence[int] | dict[str, str] = (-1,),
-          feature_weight: Weight = 1.0, weight: Weight = 1.0, temperature: float = 4.0, seed: int = 0,
+          feature_weight: Weight = 1.0, weight: Weight = 1.0, temperature: float = 4.0, readout: str = "mean",
+          seed: int = 0,
           train: TrainConfig | None = None, finetune: TrainConfig | None = None,
           loss_terms: Sequence[LossTerm] = (), hooks: Sequence[Hook] = ()):
     r"""KDSNN: soft targets plus feature hints through learned adapters from an ANN teacher [@xu2023constructing].
@@ -86,19 +87,21 @@ def kdsnn(model: nn.Module, data: Split, encoder: Encoder, *, teacher, layers: S
     \sum_l \mathrm{MSE}(A_l(r^s_l), f^t_l)$, where $r^s_l$ is the student's firing rate at its feature
     layer $l$ (spikes averaged over time), $f^t_l$ the teacher's activation there and $A_l$ a learned
     1x1 convolution from the student's channels to the teacher's, trained with the student and
-    dropped afterwards. `layers`: indices into both networks' feature layers (default the last one), or
-    an explicit `{student layer: teacher layer}`; paired maps must share their spatial size."""
+    dropped afterwards. The student's scores for $\mathcal{L}_{KD}$ are read from `readout`. `layers`:
+    indices into both networks' feature layers (default the last one), or an explicit
+    `{student layer: teacher layer}`; paired maps must share their spatial size."""
     setup = prepare(model, data, encoder, teacher, "kdsnn")
     pairs = pair_layers(model, setup.teacher, layers)
     adapters = make_adapters(model, encoder, setup.teacher, pairs, data.train_x[:2], seed)
-    terms = [ResponseTerm(setup.teacher, weight, temperature), FeatureTerm(setup.teacher, pairs, adapters, feature_weight)]
+    terms = [ResponseTerm(setup.teacher, weight, temperature, None, readout),
+             FeatureTerm(setup.teacher, pairs, adapters, feature_weight)]
     return distil(model, data, encoder, setup, terms, train=train, finetune=finetune, loss_terms=loss_terms,
                   hooks=hooks, adapters=adapters, info={"pairs": pairs})
 
 
 @register("lasnn", kind="transform", taxonomy="distillation/ann-to-snn", keys=("hong2023lasnn",), needs=("teacher",))
 def lasnn(model: nn.Module, data: Split, encoder: Encoder, *, teacher, layers: Sequence[int] | dict[str, str] | None = None,
-          attention_weight: Weight = 1.0, weight: Weight = 1.0, temperature: float = 4.0,
+          attention_weight: Weight = 1.0, weight: Weight = 1.0, temperature: float = 4.0, readout: str = "mean",
           train: TrainConfig | None = None, finetune: TrainConfig | None = None,
           loss_terms: Sequence[LossTerm] = (), hooks: Sequence[Hook] = ()):
     r"""LaSNN: layer-wise attention-map distillation from an ANN teacher, plus soft targets [@hong2023lasnn].
@@ -111,7 +114,7 @@ def lasnn(model: nn.Module, data: Split, encoder: Encoder, *, teacher, layers: S
     setup = prepare(model, data, encoder, teacher, "lasnn")
     pairs = pair_layers(model, setup.teacher, layers)
     make_adapters(model, encoder, setup.teacher, pairs, data.train_x[:2])  # checks the spatial sizes
-    terms = [ResponseTerm(setup.teacher, weight, temperature),
+    terms = [ResponseTerm(setup.teacher, weight, temperature, None, readout),
              FeatureTerm(setup.teacher, pairs, None, attention_weight, kind="attention")]
     return distil(model, data, encoder, setup, terms, train=train, finetune=finetune, loss_terms=loss_terms,
                   hooks=hooks, info={"pairs": pairs})
