@@ -40,22 +40,27 @@ CFG = TrainConfig(epochs=8, batch_size=64, lr=2e-3)
 T_MAIN, T_SHORT = 4, 2
 
 # run name -> (registered method or "alone", student T, options); `teacher` names a baseline (seed-matched)
+# in priority order: the runs are started in this order (all seeds of one run before the next), and the
+# result file is rewritten after every finished run, so an interrupted benchmark keeps what it finished
 RUNS = {
     "alone": ("alone", T_MAIN, {}),
-    "kd-mean": ("soft-target-distillation", T_MAIN, dict(teacher="conv-ann-1k", readout="mean")),
-    "kd-mean-tau1": ("soft-target-distillation", T_MAIN, dict(teacher="conv-ann-1k", readout="mean", temperature=1.0)),
-    "kd-membrane": ("soft-target-distillation", T_MAIN, dict(teacher="conv-ann-1k", readout="membrane")),
     "kd-spike-count": ("soft-target-distillation", T_MAIN, dict(teacher="conv-ann-1k", readout="spike-count")),
-    "kd-spike-count-teacher4k": ("soft-target-distillation", T_MAIN, dict(teacher="conv-ann", readout="spike-count")),
-    "kdsnn": ("kdsnn", T_MAIN, dict(teacher="conv-ann-1k", readout="spike-count")),
-    "lasnn": ("lasnn", T_MAIN, dict(teacher="conv-ann-1k", readout="spike-count")),
-    # heterogeneous temperatures alone (tau_t = 4, tau_s = 1), then with the firing-rate term
-    "kd-hetero": ("energy-aware-distillation", T_MAIN,
-                  dict(teacher="conv-ann-1k", readout="spike-count", student_temperature=1.0, spike_weight=0.0)),
+    "kd-mean": ("soft-target-distillation", T_MAIN, dict(teacher="conv-ann-1k", readout="mean")),
+    # heterogeneous temperatures (tau_t = 4, tau_s = 1) with the firing-rate term, then without it
     "energy-aware": ("energy-aware-distillation", T_MAIN,
                      dict(teacher="conv-ann-1k", readout="spike-count", student_temperature=1.0, spike_weight=2.0)),
+    # a stronger firing-rate term
+    "energy-aware-strong": ("energy-aware-distillation", T_MAIN,
+                            dict(teacher="conv-ann-1k", readout="spike-count", student_temperature=1.0,
+                                 spike_weight=5.0)),
+    "kd-hetero": ("energy-aware-distillation", T_MAIN,
+                  dict(teacher="conv-ann-1k", readout="spike-count", student_temperature=1.0, spike_weight=0.0)),
+    "kd-membrane": ("soft-target-distillation", T_MAIN, dict(teacher="conv-ann-1k", readout="membrane")),
+    "kdsnn": ("kdsnn", T_MAIN, dict(teacher="conv-ann-1k", readout="spike-count")),
+    "lasnn": ("lasnn", T_MAIN, dict(teacher="conv-ann-1k", readout="spike-count")),
     "alone-T2": ("alone", T_SHORT, {}),
     "snn-kd-T4-to-T2": ("spike-distillation", T_SHORT, dict(teacher="conv-direct4", readout="spike-count")),
+    "kd-spike-count-teacher4k": ("soft-target-distillation", T_MAIN, dict(teacher="conv-ann", readout="spike-count")),
 }
 
 
@@ -149,23 +154,30 @@ def main(argv=None) -> int:
             baselines.trained(b, s)
     results: dict = {}
     with ProcessPoolExecutor(max_workers=args.jobs, initializer=_init) as pool:
-        futs = {pool.submit(run, n, s): (n, s) for s in seeds for n in names}
+        futs = {pool.submit(run, n, s): (n, s) for n in names for s in seeds}
         for f in as_completed(futs):
             n, s = futs[f]
             row = f.result()
             results.setdefault(n, {})[str(s)] = row
             print(f"{n} seed {s}: acc {row['accuracy']:.4f} spikes {row['spikes_per_sample']:.0f} "
                   f"{row['seconds']:.0f} s", flush=True)
+            _write(args, seeds, names, results, t_start, partial=True)
+    out = _write(args, seeds, names, results, t_start, partial=False)
+    print(f"wrote {args.output} in {out['wall_seconds']:.0f} s")
+    return 0
+
+
+def _write(args, seeds, names, results, t_start, partial: bool) -> dict:
+    """The result file from the runs finished so far (`partial` until every run has finished)."""
     out = {"benchmark": "distillation", "data": "mnist1k (1000 train, 1000 test images)", "seeds": seeds,
            "student": f"conv_snn(channels={CHANNELS})", "config": CFG.__dict__, "jobs": args.jobs,
-           "threads_per_job": 1, "wall_seconds": time.perf_counter() - t_start,
+           "threads_per_job": 1, "partial": partial, "wall_seconds": time.perf_counter() - t_start,
            "runs": {n: {"method": RUNS[n][0], "T": RUNS[n][1],
                         "options": {k: v for k, v in RUNS[n][2].items()},
                         "seeds": dict(sorted(results[n].items())),
                         "mean": _mean([v for _, v in sorted(results[n].items())])} for n in names if n in results}}
     record.write(args.output, add_tables(out), indent=1)
-    print(f"wrote {args.output} in {out['wall_seconds']:.0f} s")
-    return 0
+    return out
 
 
 if __name__ == "__main__":

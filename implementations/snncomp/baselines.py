@@ -60,6 +60,11 @@ BASELINES: dict[str, Baseline] = {
     "conv-rate16": Baseline(models.conv_snn, encoder=encoding.Rate(16), config=TrainConfig(epochs=4)),
     # distillation teacher for the little-data setting: the conv ANN trained on the same 1000 images as its students
     "conv-ann-1k": Baseline(models.conv_ann, encoder=encoding.Direct(1), config=TrainConfig(epochs=16), dataset="mnist1k"),
+    # quick teachers on scikit-learn's 8x8 digits (seconds to train), for the distillation notebook
+    "digits-conv-ann": Baseline(models.conv_ann, kwargs={"in_shape": (1, 8, 8)}, encoder=encoding.Direct(1),
+                                config=TrainConfig(epochs=8), dataset="digits"),
+    "digits-conv-direct4": Baseline(models.conv_snn, kwargs={"in_shape": (1, 8, 8), "channels": (8, 16)},
+                                    config=TrainConfig(epochs=4), dataset="digits"),
 }
 
 def mnist1k() -> data.Split:
