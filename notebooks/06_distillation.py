@@ -14,7 +14,7 @@
 # # 06 Knowledge distillation: a small spiking student and its teachers
 #
 # A small spiking student learns scikit-learn's 8x8 handwritten digits from only 300 images (about 30 per
-# class) in 4 epochs, alone or under a frozen teacher: a conv ANN about 9x its size, or a conv SNN about 3x
+# class) in 5 epochs, alone or under a frozen teacher: a conv ANN about 9x its size, or a conv SNN about 3x
 # its size at T = 4 teaching the student at T = 2. Both teachers come from the cached baseline builder and train in seconds on the full
 # digits training set; small images keep the notebook quick. The three-seed comparison on MNIST (1000
 # images, a teacher trained on those same images) is the benchmark `python benchmarks/distillation.py`,
@@ -35,7 +35,7 @@ _ = torch.manual_seed(0)
 full = data.digits()  # 1437 training and 360 test images, 8x8
 split = data.Split(full.train_x[:300], full.train_y[:300], full.test_x, full.test_y, "digits-300")
 test_x, test_y = full.test_x, full.test_y
-quick = TrainConfig(epochs=4, progress=False)
+quick = TrainConfig(epochs=5, batch_size=16, lr=5e-3, progress=False)
 enc = encoding.Direct(4)
 print("registered:", [(m.name, m.kind) for m in registry.methods(section="distillation")])
 
