@@ -109,9 +109,9 @@ rows["alone, T=2"] = report(alone2, enc2)
 snn_t = distillation.spike_distillation(fresh(), split, enc2, teacher=("digits-conv-direct4", 0), readout="spike-count",
                                         train=quick)
 rows["SNN T=4 -> T=2"] = report(snn_t.model, enc2)
-print(f"{'':>26}" + "".join(f"{c:>16}" for c in rows["student alone"]))
+print(f"{'':>26}" + "".join(f"{c:>18}" for c in rows["student alone"]))
 for name, r in rows.items():
-    print(f"{name:>26}" + "".join(f"{v:>16.4g}" for v in r.values()))
+    print(f"{name:>26}" + "".join(f"{v:>18.4g}" for v in r.values()))
 assert rows["energy-aware"]["spikes"] < rows["soft targets, spike-count"]["spikes"]
 assert snn_t.info["teacher_T"] == 4 and snn_t.encoder.T == 2
 
