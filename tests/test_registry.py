@@ -34,7 +34,9 @@ def tiny():
     return models.conv_snn((1, 8, 8), channels=(4, 8), seed=0), split, encoding.Direct(2)
 
 
-EXTRA: dict[str, object] = {}  # inputs a method may declare with `needs` (a teacher, ...)
+EXTRA: dict[str, object] = {  # inputs a method may declare with `needs` (a teacher, ...)
+    "teacher": (models.conv_snn((1, 8, 8), channels=(8, 16), seed=1), encoding.Direct(2)),
+}
 
 
 def _extra(method) -> dict:
@@ -108,9 +110,10 @@ def test_objective_contract(name, tiny):
     method = registry.get(name)
     net = copy.deepcopy(model)
     x, y = enc(split.train_x[:8]), split.train_y[:8]
-    with spikes.record(net) as rec:
+    with spikes.record(net) as rec, spikes.record_inputs(net) as ins:
         logits = net(x)
-    value = method.fn(Step(net, x, y, logits, rec, 0, 0), **_extra(method))
+    step = Step(net, x, y, logits, rec, 0, 0, synaptic_inputs=ins, images=split.train_x[:8])
+    value = method.fn(step, **_extra(method))
     assert value.dim() == 0 and torch.isfinite(value)
     value.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())

@@ -31,7 +31,7 @@ from . import data, encoding, events, models
 from .files import write_atomic
 from .train import TrainConfig, fit
 
-__all__ = ["Baseline", "BASELINES", "cache_dir", "trained", "record"]
+__all__ = ["Baseline", "BASELINES", "cache_dir", "trained", "record", "mnist1k"]
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,23 @@ BASELINES: dict[str, Baseline] = {
     # the same conv SNN on synthetic N-MNIST-like events: 2 x 34 x 34 frames, 16 time bins merged into 8
     "conv-events": Baseline(models.conv_snn, kwargs={"in_shape": (2, 34, 34)}, encoder=events.Frames(8),
                             config=TrainConfig(epochs=3), dataset="nmnist-like"),
+    # distillation teacher for the little-data setting: the conv ANN trained on the same 1000 images as its students
+    "conv-ann-1k": Baseline(models.conv_ann, encoder=encoding.Direct(1), config=TrainConfig(epochs=16), dataset="mnist1k"),
+    # quick teachers on scikit-learn's 8x8 digits (seconds to train), for the distillation notebook
+    "digits-conv-ann": Baseline(models.conv_ann, kwargs={"in_shape": (1, 8, 8)}, encoder=encoding.Direct(1),
+                                config=TrainConfig(epochs=8), dataset="digits"),
+    "digits-conv-direct4": Baseline(models.conv_snn, kwargs={"in_shape": (1, 8, 8), "channels": (8, 16)},
+                                    config=TrainConfig(epochs=4), dataset="digits"),
 }
 
-_DATA = {"mnist5k": data.mnist5k, "digits": data.digits, "nmnist-like": events.nmnist_like}
+def mnist1k() -> data.Split:
+    """MNIST-5k with only its first 1000 training images (about 100 per class) and all 1000 test images:
+    the little-data setting of the distillation section."""
+    s = data.mnist5k()
+    return data.Split(s.train_x[:1000], s.train_y[:1000], s.test_x, s.test_y, "mnist1k")
+
+
+_DATA = {"mnist5k": data.mnist5k, "digits": data.digits, "mnist1k": mnist1k, "nmnist-like": events.nmnist_like}
 
 
 def cache_dir() -> Path:

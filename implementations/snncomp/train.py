@@ -5,7 +5,8 @@ plus extra loss terms, and calls hooks around each optimiser step. Compression m
 here instead of writing their own loop:
 
 * a **loss term** is a callable `term(step) -> scalar tensor` added to the loss (an objective such
-  as a spike-count penalty or a distillation loss, wrapped with its weight);
+  as a spike-count penalty or a distillation loss, wrapped with its weight); `step.images` holds the
+  batch before encoding, so a term can run a teacher on it with the teacher's own encoder;
 * a **hook** is a `Hook` subclass whose methods run after the backward pass (edit gradients), after
   the optimiser step (re-apply masks, project weights, regrow connections) and after each epoch.
 
@@ -76,6 +77,7 @@ class Step:
     # conv/linear layer name -> the input tensor of each of its calls in this forward (time folded into
     # the batch); `fit` fills it, a hand-built Step may leave it empty
     synaptic_inputs: dict[str, list[Tensor]] = field(default_factory=dict)
+    images: Tensor | None = None  # [B, ...] the batch before encoding (a teacher encodes it its own way)
 
 
 class Hook:
@@ -137,11 +139,12 @@ def fit(
         loss_sum, correct = 0.0, 0
         for start in range(0, n, config.batch_size):
             idx = order[start : start + config.batch_size]
-            x = encoder(data.train_x[idx], gen)  # [T, B, ...]
+            images = data.train_x[idx]
+            x = encoder(images, gen)  # [T, B, ...]
             y = data.train_y[idx]
             with spike_rec.record(model) as rec, spike_rec.record_inputs(model) as ins:
                 logits = model(x)  # [B, classes]
-            step = Step(model, x, y, logits, rec, index, epoch, ins)
+            step = Step(model, x, y, logits, rec, index, epoch, synaptic_inputs=ins, images=images)
             loss = nn.functional.cross_entropy(logits, y)
             for term in loss_terms:
                 loss = loss + term(step)
