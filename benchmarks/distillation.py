@@ -141,6 +141,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default="", help="comma-separated run names")
     ap.add_argument("--output", default=str(OUT))
     ap.add_argument("--tables-only", action="store_true", help="recompute the tables of an existing result file")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the runs an existing result file finished for every seed and run only the others")
     args = ap.parse_args(argv)
     if args.tables_only:
         record.write(args.output, add_tables(json.loads(Path(args.output).read_text())), indent=1)
@@ -153,8 +155,14 @@ def main(argv=None) -> int:
         for b in sorted({RUNS[n][2]["teacher"] for n in names if "teacher" in RUNS[n][2]} | {"conv-ann-1k"}):
             baselines.trained(b, s)
     results: dict = {}
+    args.kept = []
+    if args.resume and Path(args.output).exists():  # runs finished by an earlier invocation, every seed
+        old = json.loads(Path(args.output).read_text())["runs"]
+        results = {n: dict(r["seeds"]) for n, r in old.items() if n in RUNS and {str(s) for s in seeds} <= set(r["seeds"])}
+        args.kept = sorted(results)
+        names = list(dict.fromkeys([n for n in RUNS if n in results] + names))
     with ProcessPoolExecutor(max_workers=args.jobs, initializer=_init) as pool:
-        futs = {pool.submit(run, n, s): (n, s) for n in names for s in seeds}
+        futs = {pool.submit(run, n, s): (n, s) for n in names for s in seeds if str(s) not in results.get(n, {})}
         for f in as_completed(futs):
             n, s = futs[f]
             row = f.result()
@@ -172,6 +180,7 @@ def _write(args, seeds, names, results, t_start, partial: bool) -> dict:
     out = {"benchmark": "distillation", "data": "mnist1k (1000 train, 1000 test images)", "seeds": seeds,
            "student": f"conv_snn(channels={CHANNELS})", "config": CFG.__dict__, "jobs": args.jobs,
            "threads_per_job": 1, "partial": partial, "wall_seconds": time.perf_counter() - t_start,
+           "kept_from_earlier_invocation": getattr(args, "kept", []),
            "runs": {n: {"method": RUNS[n][0], "T": RUNS[n][1],
                         "options": {k: v for k, v in RUNS[n][2].items()},
                         "seeds": dict(sorted(results[n].items())),

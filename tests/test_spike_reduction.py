@@ -77,11 +77,11 @@ def test_target_rate_pushes_only_layers_above_target(tiny):
     net = models.conv_snn((1, 8, 8), channels=(4, 8), seed=0)
     step = _step(net, encoding.Rate(4)(tiny.train_x[:16], torch.Generator().manual_seed(0)))
     rates = sr.layer_rates(step)
-    high = {k: float(v) + 0.1 for k, v in rates.items()}
+    high = {k: float(v.detach()) + 0.1 for k, v in rates.items()}
     assert sr.target_firing_rate(step, target=high).item() == 0.0
     first = next(iter(rates))
     value = sr.target_firing_rate(step, target={first: 0.0}).item()
-    assert value == pytest.approx(float(rates[first]) ** 2)
+    assert value == pytest.approx(float(rates[first].detach()) ** 2)
 
 
 def test_bad_target_rates_are_named_errors(tiny):

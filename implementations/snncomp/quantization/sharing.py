@@ -25,7 +25,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..train import Hook, Step
+from ..pruning.hooks import ADMMHook
 from .quantizers import SCALE_BITS, check_bits
 
 __all__ = ["kmeans_codebook", "Codebook", "project_to_levels", "ADMMQuantHook"]
@@ -89,9 +89,11 @@ def project_to_levels(v: Tensor, bits: int, iters: int = 5) -> tuple[Tensor, Ten
 
 
 # --8<-- [start:admm_quant]
-class ADMMQuantHook(Hook):
+class ADMMQuantHook(ADMMHook):
     r"""ADMM auxiliary variables for quantization: every `every` steps $Z \leftarrow \Pi_{\mathcal C}(W + U)$,
-    $U \leftarrow U + W - Z$; `penalty` is the loss term $\frac{\rho}{2}\|W - Z + U\|^2$."""
+    $U \leftarrow U + W - Z$; `penalty` is the loss term $\frac{\rho}{2}\|W - Z + U\|^2$. Only the projection
+    differs from ADMM pruning (`pruning.hooks.ADMMHook`, whose penalty and dual update this reuses): the
+    constraint set $\mathcal C$ is the scaled levels $\alpha\{-Q, \dots, Q\}$ instead of the top-k entries."""
 
     def __init__(self, layers: dict[str, nn.Module], bits: int, rho: float, every: int) -> None:
         if not (rho > 0 and math.isfinite(rho)) or every < 1:
@@ -107,13 +109,4 @@ class ADMMQuantHook(Hook):
         for n, m in self.layers.items():
             self.Z[n], self.alpha[n] = project_to_levels(m.weight.detach() + self.U[n], self.bits)
 
-    def penalty(self, step: Step) -> Tensor:
-        return self.rho / 2 * sum(((m.weight - self.Z[n] + self.U[n]) ** 2).sum() for n, m in self.layers.items())
-
-    def after_step(self, model: nn.Module, step: Step) -> None:
-        if (step.index + 1) % self.every == 0:
-            self.update_z()
-            with torch.no_grad():
-                for n, m in self.layers.items():
-                    self.U[n] += m.weight - self.Z[n]  # U <- U + W - Z
 # --8<-- [end:admm_quant]
