@@ -53,6 +53,9 @@ RUNS = {
     "admm-2": ([("admm-quantization", dict(bits=2, rho=5e-2, train=Q1, finetune=Q1))], C, None),
     "pruned90-ptq-4": ([("magnitude", dict(sparsity=0.9, finetune=FT1)), ("uniform-ptq", dict(bits=4))], C, None),
     "fc256-ptq-4": ([("uniform-ptq", dict(bits=4))], O, 0.5),
+    "fc256-lsq-2": ([("lsq", dict(bits=2, train=Q1))], O, 1.5),
+    "fc256-binary-3-epochs": ([("binary-weights", dict(train=TrainConfig(epochs=3, lr=5e-4)))], O, 2.0),
+    "fc256-w4-membrane-4": ([("q-spinn", dict(bits=4, weight_bits=4))], O, 1.5),
     "fc256-pruned90-ptq-4": ([("magnitude", dict(sparsity=0.9, finetune=FT1)), ("uniform-ptq", dict(bits=4))], O, None),
 }
 FOOTPRINT_TARGETS = {"ptq-4": 7.5, "fc256-ptq-4": 7.5, "fc256-pruned90-ptq-4": 25.0}
