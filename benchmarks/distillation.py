@@ -20,7 +20,6 @@ Work is spread over `--jobs` processes with one thread each.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -135,11 +134,7 @@ def add_tables(out: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="seed 0 only")
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--only", default="", help="comma-separated run names")
-    ap.add_argument("--output", default=str(OUT))
+    ap = record.parser(__doc__, OUT)
     ap.add_argument("--tables-only", action="store_true", help="recompute the tables of an existing result file")
     ap.add_argument("--resume", action="store_true",
                     help="keep the runs an existing result file finished for every seed and run only the others")

@@ -20,7 +20,6 @@ and the summary tables the pruning page shows. Work is spread over `--jobs` proc
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -197,11 +196,7 @@ def schedule(runs: list[str], seeds: list[int]) -> list[tuple[str, int]]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="seed 0 only")
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--only", default="", help="comma-separated run names")
-    ap.add_argument("--output", default=str(OUT))
+    ap = record.parser(__doc__, OUT)
     ap.add_argument("--resume", action="store_true",
                     help="keep the finished runs of an existing (partial) result file and run only the others")
     ap.add_argument("--tables-only", action="store_true",

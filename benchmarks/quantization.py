@@ -14,7 +14,6 @@ the mean and spread over seeds and a summary table with the issue's targets. Wor
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -114,12 +113,8 @@ def _mean(rows: list[dict]) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="seed 0 only")
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--only", default="", help="comma-separated run names")
+    ap = record.parser(__doc__, OUT)
     ap.add_argument("--seeds", default="", help="comma-separated seeds (default 0,1,2)")
-    ap.add_argument("--output", default=str(OUT))
     ap.add_argument("--merge", action="store_true",
                     help="keep the runs and seeds already in the output file, replacing only those run now")
     args = ap.parse_args(argv)

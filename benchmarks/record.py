@@ -7,6 +7,7 @@ so an interrupted run never leaves a half-written result behind.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -25,3 +26,15 @@ def provenance(command: str, threads: str) -> dict:
 def write(path: str | Path, data: dict, indent: int = 2) -> None:
     """Write `data` as JSON to `path` atomically (temporary file, then rename), mode 0644."""
     write_atomic(path, json.dumps(data, indent=indent, default=str) + "\n")
+
+
+def parser(doc: str, output: str | Path) -> argparse.ArgumentParser:
+    """The options the run-based benchmarks share: `--quick` (seed 0 only), `--jobs` (worker processes,
+    one thread each), `--only` (comma-separated run names) and `--output` (the result file); the first
+    line of the script's docstring `doc` is the description."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="seed 0 only")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--only", default="", help="comma-separated run names")
+    ap.add_argument("--output", default=str(output))
+    return ap
