@@ -8,16 +8,15 @@ import math
 import pytest
 import torch
 
-from snncomp import data, distillation as D, encoding, models, spikes
+from snncomp import distillation as D, encoding, models, spikes
 from snncomp.train import Hook, Step, TrainConfig, fit
 
 ONE = TrainConfig(epochs=1, batch_size=128, progress=False)
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    s = data.digits()
-    return data.Split(s.train_x[:256], s.train_y[:256], s.test_x[:64], s.test_y[:64], "digits-tiny")
+def tiny(tiny_split):  # here only the data (tests/conftest.py)
+    return tiny_split
 
 
 def student(seed=0):

@@ -9,19 +9,12 @@ import math
 import pytest
 import torch
 
-from snncomp import data, encoding, metrics, models, pruning
+from snncomp import metrics, pruning
 from snncomp.quantization import quantizers as Q
 from snncomp.quantization import weights as W
 from snncomp.train import TrainConfig, fit
 
 ONE = TrainConfig(epochs=1, batch_size=128, progress=False)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    s = data.digits()
-    split = data.Split(s.train_x[:256], s.train_y[:256], s.test_x[:64], s.test_y[:64], "digits-tiny")
-    return models.conv_snn((1, 8, 8), channels=(4, 8), seed=0), split, encoding.Direct(2)
 
 
 def _zp(n=None):
@@ -166,7 +159,7 @@ from snncomp import spikes  # noqa: E402
 from snncomp.quantization import binary as B  # noqa: E402
 from snncomp.quantization import integer as I  # noqa: E402
 from snncomp.quantization import membrane_potential as M  # noqa: E402
-from snncomp.neurons import LIF, AdaptiveLIF, lif  # noqa: E402
+from snncomp.neurons import AdaptiveLIF, lif  # noqa: E402
 
 
 def test_membrane_quantizer_keeps_state_on_the_grid_and_passes_gradient():

@@ -27,13 +27,6 @@ MEASURES = [m.name for m in registry.methods(kind="measure")]
 ONE = TrainConfig(epochs=1, batch_size=128, progress=False)
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    s = data.digits()
-    split = data.Split(s.train_x[:256], s.train_y[:256], s.test_x[:64], s.test_y[:64], "digits-tiny")
-    return models.conv_snn((1, 8, 8), channels=(4, 8), seed=0), split, encoding.Direct(2)
-
-
 EXTRA: dict[str, object] = {  # inputs a method may declare with `needs` (a teacher, ...)
     "teacher": (models.conv_snn((1, 8, 8), channels=(8, 16), seed=1), encoding.Direct(2)),
 }

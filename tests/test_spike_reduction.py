@@ -15,9 +15,8 @@ from snncomp.train import Step, TrainConfig, fit
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    s = data.digits()
-    return data.Split(s.train_x[:256], s.train_y[:256], s.test_x[:64], s.test_y[:64], "digits-tiny")
+def tiny(tiny_split):  # here only the data (tests/conftest.py)
+    return tiny_split
 
 
 def _step(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None) -> Step:
