@@ -184,3 +184,19 @@ def test_fit_on_event_frames(images):
     model = models.conv_snn(in_shape=(2, 34, 34), channels=(4,), seed=0)
     hist = train.fit(model, split, events.Frames(2), train.TrainConfig(epochs=2, batch_size=3))
     assert len(hist.epochs) == 2 and np.isfinite(hist.final["loss"])
+
+
+def test_cache_is_the_same_on_any_number_of_workers(tmp_path, monkeypatch):
+    """`nmnist_like` generates its cache in chunks on several processes; the frames do not depend on how many."""
+    x = data.mnist5k().train_x[:12]
+    monkeypatch.setattr(events, "_mnist", lambda test_fraction, seed: (x, torch.arange(12) % 10, 8))
+    monkeypatch.setattr(events, "CHUNK", 5)
+    got = []
+    for workers in (1, 2):
+        monkeypatch.setattr(events, "cache_dir", lambda w=workers: tmp_path / f"w{w}")
+        (tmp_path / f"w{workers}").mkdir()
+        got.append(events.nmnist_like(T=4, workers=workers, progress=False))
+    assert got[0].train_x.shape == (8, 4, 2, 34, 34) and got[0].test_x.shape == (4, 4, 2, 34, 34)
+    assert torch.equal(got[0].train_x, got[1].train_x) and torch.equal(got[0].test_x, got[1].test_x)
+    alone = events.frames(events.generate(x[5:6], config=events.Saccades(), seed=0, first=5), 4)
+    assert np.array_equal(got[1].train_x[5].numpy(), alone[0])

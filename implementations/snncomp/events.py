@@ -34,7 +34,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +54,7 @@ __all__ = ["EVENT_DTYPE", "SENSOR", "Saccades", "EventSet", "generate", "to_fram
 
 EVENT_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "?")])  # tonic.io.events_struct
 SENSOR = (34, 34, 2)  # Tonic's sensor_size: width, height, polarities
+CHUNK = 250  # images per task when `nmnist_like` generates its cache
 
 
 @dataclass(frozen=True)
@@ -296,13 +300,21 @@ def nmnist_like_events(index: int | slice, test_fraction: float = 0.2, seed: int
     return generate(x[sl], y[sl], config, seed, first=first, progress=False)
 
 
+def _frames_of(job: tuple) -> np.ndarray:
+    """Frames of one chunk of images (a worker's task in `nmnist_like`)."""
+    images, labels, config, seed, first, T, by = job
+    return frames(generate(images, labels, config, seed, len(labels), False, first), T, by, progress=False)
+
+
 def nmnist_like(T: int = 16, by: str = "time", test_fraction: float = 0.2, seed: int = 0,
-                config: Saccades = Saccades(), progress: bool | None = None) -> data.Split:
+                config: Saccades = Saccades(), progress: bool | None = None, workers: int | None = None) -> data.Split:
     """Synthetic N-MNIST-like frames of MNIST-5k as a `data.Split`: inputs `[N, T, 2, 34, 34]` (uint8
     event counts), the same train/test images and labels as `data.mnist5k(test_fraction, seed)`.
 
-    The frames are cached under `cache_dir()`, keyed by every argument; the streams are not kept
-    (about 15 000 events per sample at the defaults), `nmnist_like_events` remakes any of them."""
+    The frames are cached under `cache_dir()`, keyed by every argument but `workers`; the streams are not
+    kept (about 15 000 events per sample at the defaults), `nmnist_like_events` remakes any of them.
+    A first call generates them in chunks of 250 images on `workers` processes (default: one per CPU);
+    the result does not depend on the number of workers."""
     key = {"config": dataclasses.asdict(config), "seed": seed, "test_fraction": test_fraction, "T": T, "by": by,
            "version": 1}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -310,11 +322,17 @@ def nmnist_like(T: int = 16, by: str = "time", test_fraction: float = 0.2, seed:
     if not path.exists():
         x, y, _ = _mnist(test_fraction, seed)
         out = np.zeros((len(y), T, 2, SENSOR[1], SENSOR[0]), dtype=np.uint8)
-        chunk = 250
-        for start in tqdm(range(0, len(y), chunk), desc="synthetic N-MNIST-like", leave=False,
-                          disable=None if progress is None else not progress):
-            ev = generate(x[start:start + chunk], y[start:start + chunk], config, seed, chunk, False, start)
-            out[start:start + chunk] = frames(ev, T, by, progress=False)
+        jobs = [(x[i:i + CHUNK].numpy(), y[i:i + CHUNK].numpy(), config, seed, i, T, by)
+                for i in range(0, len(y), CHUNK)]
+        n = max(1, min(workers if workers is not None else (os.cpu_count() or 1), len(jobs)))
+        bar = tqdm(total=len(y), desc="synthetic N-MNIST-like", leave=False,
+                   disable=None if progress is None else not progress)
+        # each chunk depends only on its images, its first index and the seed: the same frames in any order
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) if n > 1 else nullcontext() as pool:
+            for (_, _, _, _, start, _, _), fr in zip(jobs, pool.map(_frames_of, jobs) if pool else map(_frames_of, jobs)):
+                out[start:start + len(fr)] = fr
+                bar.update(len(fr))
+        bar.close()
         write_atomic(path, lambda fh: np.savez_compressed(fh, frames=out, labels=y.numpy()))
     with np.load(path) as f:
         fr, lab = torch.from_numpy(f["frames"]), torch.from_numpy(f["labels"])
