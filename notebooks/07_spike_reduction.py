@@ -190,3 +190,17 @@ if "rate" in bench:
            title=f"trade-off, mean of {len(bench['rate']['runs'])} seeds")
     ax.legend(fontsize=8)
     plt.show()
+
+# %% [markdown]
+# Against the targets (means over the seeds): the rate side's goal of at least 60% fewer spikes for at most one
+# point, and early exit's goal of at most half the steps for at most half a point; then temporal against rate
+# coding on the same budget.
+
+# %%
+for key in ("rate_targets", "exit_targets", "ttfs_table"):
+    for row in bench.get(key, []):
+        print(key, row)
+if "exit" in bench:
+    assert all(r["average steps"] <= r["T"] for r in bench["exit_targets"])
+if "ttfs" in bench:
+    assert all(run["time-to-first-spike"]["max_spikes_per_neuron"] <= 1 for run in bench["ttfs"]["runs"])
