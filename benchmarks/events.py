@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import os
+import tempfile
 import statistics
 import sys
 import time
@@ -89,6 +91,32 @@ def _mean(vals) -> float:
     return statistics.fmean(vals)
 
 
+def time_generation(output: Path, note: str = "") -> int:
+    """Seconds to generate, bin and store the 5000 synthetic streams from nothing (a temporary cache
+    folder), with one worker and with one per CPU; written to `output` (`results/events_generation.json`)."""
+    rows = []
+    for workers in (1, None):
+        with tempfile.TemporaryDirectory() as tmp:
+            old = os.environ.get("SNNCOMP_CACHE")
+            os.environ["SNNCOMP_CACHE"] = tmp
+            try:
+                t0 = time.perf_counter()
+                split = events.nmnist_like(T=16, workers=workers, progress=False)
+                seconds = time.perf_counter() - t0
+            finally:
+                if old is None:
+                    os.environ.pop("SNNCOMP_CACHE")
+                else:
+                    os.environ["SNNCOMP_CACHE"] = old
+        rows.append({"workers": workers or os.cpu_count(), "images": len(split.train_y) + len(split.test_y),
+                     "seconds": round(seconds, 1)})
+        print(rows[-1], file=sys.stderr)
+    record.write(output, {**record.provenance("python benchmarks/events.py --generation-only",
+                                              "workers are processes" + (f"; {note}" if note else "")),
+                          "rows": rows})
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -96,7 +124,12 @@ def main(argv=None) -> int:
     ap.add_argument("--output", default=str(OUT))
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
     ap.add_argument("--note", default="", help="what else the machine ran, for the record")
+    ap.add_argument("--generation-only", action="store_true",
+                    help="only time a fresh generation of the cache (one worker, then one per CPU), "
+                         "into results/events_generation.json")
     args = ap.parse_args(argv)
+    if args.generation_only:
+        return time_generation(OUT.with_name("events_generation.json"), args.note)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     ev = subset(events.nmnist_like(T=16), args.train)
