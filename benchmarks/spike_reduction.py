@@ -6,7 +6,7 @@ For each seed (`--quick`: seed 0) it writes `benchmarks/results/spike_reduction.
 
 * **rate** (`conv-direct4`, MNIST-5k): the trained baseline fine-tuned for `FT` (5 epochs over the
   `FT_IMAGES` training images) with trainable thresholds and leaks (`learnable-threshold`, DIET-SNN) and
-  the spike-rate L1 regulariser or, separately, the synaptic-operation loss, each at two weights (the
+  the spike-rate L1 regulariser or, separately, the synaptic-operation loss, each at three weights (the
   synop loss normalised by the baseline's own count, so both start at comparable sizes); and the same
   fine-tuning without any term (the control). Per run: accuracy, spikes per sample, per-layer firing
   rates, effective ACs and MACs, fp32 energy.
@@ -43,9 +43,9 @@ OUT = Path(__file__).resolve().parent / "results" / "spike_reduction.json"
 FT = TrainConfig(epochs=5, lr=1e-3)  # rate-side fine-tuning of a trained baseline (thresholds trainable)
 FT_CODE = TrainConfig(epochs=3, lr=1e-3)  # temporal coding against rate coding, same budget
 FT_IMAGES = 4000  # every training image of MNIST-5k
-L1_WEIGHTS = (64.0, 16.0)  # times the mean firing rate (about 0.1 on the baseline)
-SYNOP_WEIGHTS = (6.4, 1.6)  # times synops / baseline synops (1 on the baseline)
-THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.99, 0.999, 0.9999)
+L1_WEIGHTS = (64.0, 16.0, 4.0)  # times the mean firing rate (about 0.1 on the baseline)
+SYNOP_WEIGHTS = (6.4, 1.6, 0.4)  # times synops / baseline synops (1 on the baseline)
+THRESHOLDS = (0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 0.999, 0.9999)
 
 
 def _report(model, split, enc) -> dict:
@@ -64,7 +64,19 @@ def _finetune_split() -> data.Split:
     return data.Split(s.train_x[:FT_IMAGES], s.train_y[:FT_IMAGES], s.test_x, s.test_y, "mnist5k-ft")
 
 
-def rate_side(seed: int, save=None) -> dict:
+def _rate_terms(name: str, base_synops: float) -> list:
+    """The loss terms of a rate-side run named `control`, `l1-<weight>` or `synops-<weight>`."""
+    kind, _, weight = name.partition("-")
+    if kind == "control" and not weight:
+        return []
+    if kind == "l1":
+        return [sr.weighted(sr.spike_rate_l1, float(weight))]
+    if kind == "synops":
+        return [sr.weighted(sr.synops_loss, float(weight) / base_synops)]
+    raise ValueError(f"rate run {name!r}: expected control, l1-<weight> or synops-<weight>")
+
+
+def rate_side(seed: int, save=None, names: list[str] | None = None) -> dict:
     split = _finetune_split()
     base, enc = baselines.trained("conv-direct4", seed)
     out = {"baseline": _report(base, split, enc)}
@@ -72,10 +84,9 @@ def rate_side(seed: int, save=None) -> dict:
     cfg = dataclasses.replace(FT, seed=seed, progress=False)
     # every run trains the baseline's thresholds and leaks with the weights (`learnable-threshold`), the
     # control with no term; strongest weights first, alternating, so a run cut short holds points of both curves
-    runs = {"control": []}
-    for wl, ws in zip(L1_WEIGHTS, SYNOP_WEIGHTS):
-        runs[f"l1-{wl:g}"] = [sr.weighted(sr.spike_rate_l1, wl)]
-        runs[f"synops-{ws:g}"] = [sr.weighted(sr.synops_loss, ws / base_synops)]
+    if names is None:
+        names = ["control", *(n for wl, ws in zip(L1_WEIGHTS, SYNOP_WEIGHTS) for n in (f"l1-{wl:g}", f"synops-{ws:g}"))]
+    runs = {name: _rate_terms(name, base_synops) for name in names}
     for name, terms in runs.items():
         t0 = time.perf_counter()
         net = sr.learnable_threshold(base, split, enc, train=cfg, loss_terms=terms).model
@@ -219,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--parts", default="rate,exit,ttfs")
     p.add_argument("--output", default=str(OUT))
     p.add_argument("--exit-models", default=",".join(EXIT_MODELS), help="baselines of the exit part")
+    p.add_argument("--rate-runs", default=None,
+                   help="rate part: comma-separated runs (control, l1-<weight>, synops-<weight>); default: the settings")
     p.add_argument("--merge", action="store_true", help="keep the parts already in --output that are not rerun")
     p.add_argument("--tables-only", action="store_true", help="only rebuild the tables of --output")
     p.add_argument("--combine", nargs="+", metavar="FILE",
@@ -234,11 +247,14 @@ def main(argv: list[str] | None = None) -> None:
                   "processes": [{k: r.get(k) for k in ("command", "date", "machine", "seconds", "seeds", "partial")}
                                 for r in parts_in],
                   "settings": parts_in[0]["settings"]}
-        for part in fns:
-            got = sorted(((r["seeds"], r[part]["runs"]) for r in parts_in if part in r), key=lambda g: g[0])
-            if got:
-                runs = [run for _, rs in got for run in rs]
-                result[part] = {"seeds": [s for ss, _ in got for s in ss], "runs": runs, "mean": _mean(runs)}
+        for part in fns:  # per seed, the runs of every file that has that seed, joined (a later file adds runs)
+            by_seed: dict[int, dict] = {}
+            for r in parts_in:
+                for seed, run in zip(r["seeds"], r[part]["runs"]) if part in r else ():
+                    by_seed.setdefault(seed, {}).update(run)
+            if by_seed:
+                runs = [by_seed[s] for s in sorted(by_seed)]
+                result[part] = {"seeds": sorted(by_seed), "runs": runs, "mean": _mean(runs)}
         record.write(args.output, {**result, **tables(result)})
         return
     if args.tables_only:
@@ -263,7 +279,7 @@ def main(argv: list[str] | None = None) -> None:
             if part == "exit":
                 runs.append(early_exit(s, tuple(args.exit_models.split(","))))
             elif part == "rate":  # written after every run, so a run cut short keeps what it finished
-                runs.append(rate_side(s, save=lambda out: record.write(
+                runs.append(rate_side(s, names=args.rate_runs.split(",") if args.rate_runs else None, save=lambda out: record.write(
                     args.output, {**result, "partial": True, "rate": {"runs": [*runs, out], "mean": out}})))
             else:
                 runs.append(fns[part](s))
