@@ -143,7 +143,7 @@ def main(argv=None) -> int:
         record.write(args.output, add_tables(json.loads(Path(args.output).read_text())), indent=1)
         return 0
     seeds = [0] if args.quick else [0, 1, 2]
-    names = [r for r in RUNS if not args.only or r in args.only.split(",")]
+    names = record.selected(RUNS, args.only)
     t_start = time.perf_counter()
     _init()
     for s in seeds:  # teachers first, in this process (trained once on a clean checkout, then cached)

@@ -27,6 +27,7 @@ import copy
 import dataclasses
 import os
 import tempfile
+from unittest import mock
 import statistics
 import sys
 import time
@@ -96,18 +97,10 @@ def time_generation(output: Path, note: str = "") -> int:
     folder), with one worker and with one per CPU; written to `output` (`results/events_generation.json`)."""
     rows = []
     for workers in (1, None):
-        with tempfile.TemporaryDirectory() as tmp:
-            old = os.environ.get("SNNCOMP_CACHE")
-            os.environ["SNNCOMP_CACHE"] = tmp
-            try:
-                t0 = time.perf_counter()
-                split = events.nmnist_like(T=16, workers=workers, progress=False)
-                seconds = time.perf_counter() - t0
-            finally:
-                if old is None:
-                    os.environ.pop("SNNCOMP_CACHE")
-                else:
-                    os.environ["SNNCOMP_CACHE"] = old
+        with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, {"SNNCOMP_CACHE": tmp}):
+            t0 = time.perf_counter()
+            split = events.nmnist_like(T=16, workers=workers, progress=False)
+            seconds = time.perf_counter() - t0
         rows.append({"workers": workers or os.cpu_count(), "images": len(split.train_y) + len(split.test_y),
                      "seconds": round(seconds, 1)})
         print(rows[-1], file=sys.stderr)

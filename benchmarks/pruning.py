@@ -215,10 +215,7 @@ def main(argv=None) -> int:
         record.write(args.output, add_tables(json.loads(Path(args.output).read_text())), indent=1)
         return 0
     seeds = [0] if args.quick else [0, 1, 2]
-    runs = priority([r for r in RUNS if not args.only or r in args.only.split(",")])
-    if not runs:
-        print(f"no run matches {args.only!r}; runs: {', '.join(RUNS)}", file=sys.stderr)
-        return 2
+    runs = priority(record.selected(RUNS, args.only))
     state = {"seeds": seeds, "jobs": args.jobs, "t_start": time.perf_counter(), "load_start": os.getloadavg()[0],
              "trained": {}, "results": {}, "bases": []}
     # at most `jobs` tasks run at once; a free worker takes the first (run, seed) of `schedule` whose

@@ -119,10 +119,7 @@ def main(argv=None) -> int:
                     help="keep the runs and seeds already in the output file, replacing only those run now")
     args = ap.parse_args(argv)
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")] if args.seeds else [0, 1, 2]
-    runs = [r for r in RUNS if not args.only or r in args.only.split(",")]
-    if not runs:
-        print(f"no run matches {args.only!r}; runs: {', '.join(RUNS)}", file=sys.stderr)
-        return 2
+    runs = record.selected(RUNS, args.only)
     bases = sorted({RUNS[r][1] for r in runs})
     wanted = {(RUNS[r][1], s) for r in runs for s in seeds if s in _seeds(r, seeds)}
     t_start = time.perf_counter()

@@ -12,6 +12,8 @@ import datetime as dt
 import json
 import os
 import platform
+import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from snncomp.files import write_atomic
@@ -38,3 +40,14 @@ def parser(doc: str, output: str | Path) -> argparse.ArgumentParser:
     ap.add_argument("--only", default="", help="comma-separated run names")
     ap.add_argument("--output", default=str(output))
     return ap
+
+
+def selected(runs: Iterable[str], only: str) -> list[str]:
+    """The run names of `runs` that `--only` (comma-separated, empty for all) keeps, in `runs`' order;
+    an `--only` that matches none exits with status 2 and lists the runs there are."""
+    runs = list(runs)
+    keep = [r for r in runs if not only or r in only.split(",")]
+    if not keep:
+        print(f"no run matches {only!r}; runs: {', '.join(runs)}", file=sys.stderr)
+        raise SystemExit(2)
+    return keep

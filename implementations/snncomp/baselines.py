@@ -18,7 +18,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ import torch
 from torch import nn
 
 from . import data, encoding, events, models
-from .files import write_atomic
+from .files import cache_folder, write_atomic
 from .train import TrainConfig, fit
 
 __all__ = ["Baseline", "BASELINES", "cache_dir", "trained", "record", "mnist1k"]
@@ -85,12 +84,7 @@ _DATA = {"mnist5k": data.mnist5k, "digits": data.digits, "mnist1k": mnist1k, "nm
 
 def cache_dir() -> Path:
     """Where trained baselines are kept (see the module docstring)."""
-    if os.environ.get("SNNCOMP_CACHE"):
-        return Path(os.environ["SNNCOMP_CACHE"]) / "baselines"
-    root = Path(__file__).resolve().parents[2]
-    if (root / "pyproject.toml").exists():
-        return root / ".cache" / "baselines"
-    return Path.home() / ".cache" / "snncomp" / "baselines"
+    return cache_folder("baselines")
 
 
 def _paths(name: str, seed: int) -> tuple[Path, Path]:

@@ -47,7 +47,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from . import data, encoding
-from .files import write_atomic
+from .files import cache_folder, write_atomic
 
 __all__ = ["EVENT_DTYPE", "SENSOR", "Saccades", "EventSet", "generate", "to_frames", "frames", "Frames",
            "nmnist_like", "nmnist_like_events", "read_nmnist_file", "read_nmnist", "cache_dir"]
@@ -273,14 +273,8 @@ def frames(ev: EventSet, T: int, by: str = "time", progress: bool | None = None)
 
 
 def cache_dir() -> Path:
-    """Where the frames are kept: `events/` beside the trained baselines (`$SNNCOMP_CACHE/events`, else
-    `.cache/events` at the root of the source tree, else `~/.cache/snncomp/events`)."""
-    if os.environ.get("SNNCOMP_CACHE"):
-        return Path(os.environ["SNNCOMP_CACHE"]) / "events"
-    root = Path(__file__).resolve().parents[2]
-    if (root / "pyproject.toml").exists():
-        return root / ".cache" / "events"
-    return Path.home() / ".cache" / "snncomp" / "events"
+    """Where the frames are kept: `events/` beside the trained baselines (`files.cache_folder`)."""
+    return cache_folder("events")
 
 
 def _mnist(test_fraction: float, seed: int) -> tuple[Tensor, Tensor, int]:
@@ -329,7 +323,7 @@ def nmnist_like(T: int = 16, by: str = "time", test_fraction: float = 0.2, seed:
                    disable=None if progress is None else not progress)
         # each chunk depends only on its images, its first index and the seed: the same frames in any order
         with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) if n > 1 else nullcontext() as pool:
-            for (_, _, _, _, start, _, _), fr in zip(jobs, pool.map(_frames_of, jobs) if pool else map(_frames_of, jobs)):
+            for start, fr in zip(range(0, len(y), CHUNK), (pool.map if pool else map)(_frames_of, jobs)):
                 out[start:start + len(fr)] = fr
                 bar.update(len(fr))
         bar.close()

@@ -1,8 +1,10 @@
-"""Writing files so that an interrupted run never leaves a half-written one behind.
+"""Writing files so that an interrupted run never leaves a half-written one behind, and where cached
+files live.
 
-One writer serves the command line (exports), the benchmarks (result files) and the baseline cache
-(trained weights): it writes to a temporary file in the target's folder and renames it over the
-target in one step, so readers see either the old file or the complete new one.
+One writer serves the command line (exports), the benchmarks (result files) and the caches (trained
+weights, event frames): it writes to a temporary file in the target's folder and renames it over the
+target in one step, so readers see either the old file or the complete new one. `cache_folder(name)`
+is the one place that decides where a cache lives.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-__all__ = ["write_atomic"]
+__all__ = ["write_atomic", "cache_folder"]
 
 
 def write_atomic(path: str | Path, content: str | bytes | Callable[[IO[bytes]], None], mode: int = 0o644) -> Path:
@@ -39,3 +41,15 @@ def write_atomic(path: str | Path, content: str | bytes | Callable[[IO[bytes]], 
         Path(tmp).unlink(missing_ok=True)
         raise
     return out
+
+
+def cache_folder(name: str) -> Path:
+    """The cache folder `name` (e.g. "baselines", "events"): `$SNNCOMP_CACHE/<name>` when that variable
+    is set, else `.cache/<name>` at the root of the source tree (an editable install), else
+    `~/.cache/snncomp/<name>`. Not created here; writers create it on first use."""
+    if os.environ.get("SNNCOMP_CACHE"):
+        return Path(os.environ["SNNCOMP_CACHE"]) / name
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").exists():
+        return root / ".cache" / name
+    return Path.home() / ".cache" / "snncomp" / name
