@@ -1,6 +1,6 @@
 """Spike-reduction benchmark: the rate side, early exit and temporal coding on the shared baselines.
 
-    python benchmarks/spike_reduction.py [--quick] [--seeds 0,1,2] [--parts rate,exit,ttfs] [--merge]
+    python benchmarks/spike_reduction.py [--quick] [--seeds 0,1,2] [--parts rate,exit,exit_calibrated,ttfs,s4nn] [--merge]
 
 For each seed (`--quick`: seed 0) it writes `benchmarks/results/spike_reduction.json`:
 
@@ -13,9 +13,14 @@ For each seed (`--quick`: seed 0) it writes `benchmarks/results/spike_reduction.
 * **exit** (`conv-rate16` on rate-coded MNIST-5k, `conv-events` on the synthetic N-MNIST-like frames):
   SEENN-I early exit at several confidence thresholds: average steps, accuracy at the exit and at full
   T, spikes and synaptic operations in the steps used. No training.
+* **exit_calibrated**: the same on each half of the test images (even and odd positions), so that a
+  threshold picked on one half (the fewest steps within 0.5 points) is judged on the other.
 * **ttfs**: from the `conv-direct4` weights, `FT_CODE` of training with time-to-first-spike input
   (`Latency(8)`, at most one spike per neuron), and the same budget with rate-coded input (`Rate(8)`):
   accuracy, spikes per sample, the largest spike count of any neuron.
+* **s4nn**: S4NN trained from scratch with the paper's settings (784-400-10, T = 256, online SGD at
+  0.2) for `S4NN_EPOCHS` epochs over the 4000 training images: the same measures, and the test accuracy
+  after every epoch.
 
 The mean over seeds is stored beside the runs. Runs one process; run it under `nice` on a shared machine.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import functools
 import json
 import statistics
 import sys
@@ -43,8 +49,10 @@ OUT = Path(__file__).resolve().parent / "results" / "spike_reduction.json"
 FT = TrainConfig(epochs=5, lr=1e-3)  # rate-side fine-tuning of a trained baseline (thresholds trainable)
 FT_CODE = TrainConfig(epochs=3, lr=1e-3)  # temporal coding against rate coding, same budget
 FT_IMAGES = 4000  # every training image of MNIST-5k
-L1_WEIGHTS = (64.0, 16.0, 4.0)  # times the mean firing rate (about 0.1 on the baseline)
-SYNOP_WEIGHTS = (6.4, 1.6, 0.4)  # times synops / baseline synops (1 on the baseline)
+S4NN_EPOCHS = 20  # 80 000 online updates; the paper trains on 60 000 images per epoch
+L1_WEIGHTS = (64.0, 16.0, 8.0, 4.0)  # times the mean firing rate (about 0.1 on the baseline)
+SYNOP_WEIGHTS = (6.4, 1.6, 0.4, 0.2, 0.1)  # linear penalty: times synops / baseline synops (1 on the baseline)
+SYNOP_TARGETS = (0.25, 0.35, 0.5)  # Sorbaro et al.'s loss: target as a fraction of the baseline's synops
 THRESHOLDS = (0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 0.999, 0.9999)
 
 
@@ -65,15 +73,19 @@ def _finetune_split() -> data.Split:
 
 
 def _rate_terms(name: str, base_synops: float) -> list:
-    """The loss terms of a rate-side run named `control`, `l1-<weight>` or `synops-<weight>`."""
+    """The loss terms of a rate-side run named `control`, `l1-<weight>`, `synops-<weight>` (the linear synop
+    penalty, weight times S / baseline S) or `synops-target-<fraction>` (Sorbaro et al.'s loss with the target
+    at that fraction of the baseline's operations)."""
     kind, _, weight = name.partition("-")
     if kind == "control" and not weight:
         return []
     if kind == "l1":
         return [sr.weighted(sr.spike_rate_l1, float(weight))]
+    if kind == "synops" and weight.startswith("target-"):
+        return [functools.partial(sr.synops_loss, target=float(weight.removeprefix("target-")) * base_synops)]
     if kind == "synops":
-        return [sr.weighted(sr.synops_loss, float(weight) / base_synops)]
-    raise ValueError(f"rate run {name!r}: expected control, l1-<weight> or synops-<weight>")
+        return [sr.weighted(sr.synops_count, float(weight) / base_synops)]
+    raise ValueError(f"rate run {name!r}: expected control, l1-<weight>, synops-<weight> or synops-target-<fraction>")
 
 
 def rate_side(seed: int, save=None, names: list[str] | None = None) -> dict:
@@ -83,9 +95,10 @@ def rate_side(seed: int, save=None, names: list[str] | None = None) -> dict:
     base_synops = out["baseline"]["effective_synops"]
     cfg = dataclasses.replace(FT, seed=seed, progress=False)
     # every run trains the baseline's thresholds and leaks with the weights (`learnable-threshold`), the
-    # control with no term; strongest weights first, alternating, so a run cut short holds points of both curves
+    # control with no term
     if names is None:
-        names = ["control", *(n for wl, ws in zip(L1_WEIGHTS, SYNOP_WEIGHTS) for n in (f"l1-{wl:g}", f"synops-{ws:g}"))]
+        names = ["control", *(f"l1-{w:g}" for w in L1_WEIGHTS), *(f"synops-{w:g}" for w in SYNOP_WEIGHTS),
+                 *(f"synops-target-{f:g}" for f in SYNOP_TARGETS)]
     runs = {name: _rate_terms(name, base_synops) for name in names}
     for name, terms in runs.items():
         t0 = time.perf_counter()
@@ -112,6 +125,29 @@ def early_exit(seed: int, models: tuple[str, ...] = tuple(EXIT_MODELS)) -> dict:
         print(f"  seed {seed} {name}: " + ", ".join(f"{k}: {v['average_steps']:.2f} steps {v['accuracy']:.4f}"
                                                    for k, v in out[name].items()), flush=True)
     return out
+
+
+def early_exit_calibrated(seed: int, models: tuple[str, ...] = tuple(EXIT_MODELS)) -> dict:
+    """Early exit with the threshold chosen on held-out images: the test images split into two halves (even
+    and odd positions), every threshold measured on each half, so the threshold picked on one half can be
+    judged on the other (`tables`: `exit_calibrated`)."""
+    out = {}
+    for name in models:
+        split = EXIT_MODELS[name]()
+        model, enc = baselines.trained(name, seed)
+        out[name] = {}
+        for half, rows in (("even", slice(0, None, 2)), ("odd", slice(1, None, 2))):
+            reports = sr.early_exit_reports(model, split.test_x[rows], split.test_y[rows], enc, THRESHOLDS)
+            out[name][half] = {f"{th:g}": dict(r.__dict__) for th, r in zip(THRESHOLDS, reports)}
+    print(f"  seed {seed} calibrated exit measured", flush=True)
+    return out
+
+
+def pick_threshold(reports: dict, max_drop: float = 0.5) -> str:
+    """The threshold with the fewest average steps among those losing at most `max_drop` points against full
+    T on `reports` (one half of the test images); the most cautious threshold when none does."""
+    ok = [(r["average_steps"], th) for th, r in reports.items() if 100 * (r["accuracy_full"] - r["accuracy"]) <= max_drop]
+    return min(ok)[1] if ok else max(reports, key=float)
 
 
 def temporal_coding(seed: int) -> dict:
@@ -212,13 +248,42 @@ def tables(result: dict) -> dict:
                             "drop (pt, mean)": round(best[1], 2),
                             "met (<= T/2 steps, <= 0.5 pt)": best[1] <= 0.5 and best[0] <= best[3] / 2})
         out["exit_targets"] = targets
-    if "ttfs" in result:
-        runs = result["ttfs"]["runs"]
-        out["ttfs_table"] = [{"code": name, "seeds": len(runs), "accuracy %": _pm([r[name]["accuracy"] for r in runs], 100, 2),
-                              "spikes / sample": _pm([r[name]["spikes_per_sample"] for r in runs], 1, 0),
-                              "max spikes of a neuron": max(r[name]["max_spikes_per_neuron"] for r in runs),
-                              "effective synops / sample": _pm([r[name]["effective_synops"] for r in runs], 1e-3, 1) + " k"}
-                             for name in runs[0]]
+    if "exit_calibrated" in result:
+        rows = []
+        runs = result["exit_calibrated"]["runs"]
+        for model in runs[0]:  # each seed, each way round: pick on one half, judge on the other
+            picked = [(pick_threshold(r[model][a]), r[model][b][pick_threshold(r[model][a])])
+                      for r in runs for a, b in (("even", "odd"), ("odd", "even"))]
+            steps = [g["average_steps"] for _, g in picked]
+            drops = [100 * (g["accuracy_full"] - g["accuracy"]) for _, g in picked]
+            T = picked[0][1]["T"]
+            rows.append({"baseline": model, "T": T, "thresholds picked": ", ".join(sorted({th for th, _ in picked}, key=float)),
+                         "average steps": _pm(steps, 1, 2), "drop (pt)": _pm(drops, 1, 2),
+                         "met (<= T/2 steps, <= 0.5 pt)": statistics.fmean(steps) <= T / 2 and statistics.fmean(drops) <= 0.5})
+        out["exit_calibrated"] = rows
+    rows = []
+    for part in ("ttfs", "s4nn"):
+        runs = result[part]["runs"] if part in result else []
+        rows += [{"code": name, "seeds": len(runs), "accuracy %": _pm([r[name]["accuracy"] for r in runs], 100, 2),
+                  "spikes / sample": _pm([r[name]["spikes_per_sample"] for r in runs], 1, 0),
+                  "max spikes of a neuron": max(r[name]["max_spikes_per_neuron"] for r in runs),
+                  "effective synops / sample": _pm([r[name]["effective_synops"] for r in runs], 1e-3, 1) + " k"}
+                 for name in (runs[0] if runs else ())]
+    if rows:
+        out["ttfs_table"] = rows
+    return out
+
+
+def s4nn_run(seed: int) -> dict:
+    split = _finetune_split()
+    t0 = time.perf_counter()
+    cfg = dataclasses.replace(sr.S4NN_TRAIN, epochs=S4NN_EPOCHS, seed=seed, progress=False)
+    res = sr.s4nn(baselines.trained("mlp-direct4", seed)[0], split, encoding.Direct(4), seed=seed, train=cfg)
+    worst = max(sr.max_spikes_per_neuron(res.model, res.encoder(split.test_x[i:i + 250])) for i in range(0, 1000, 250))
+    out = {"s4nn": {**_report(res.model, split, res.encoder), "max_spikes_per_neuron": worst,
+                    "test_accuracy_per_epoch": [r["test_acc"] for r in res.history],
+                    "revived_per_epoch": res.info["revived_per_epoch"], "seconds": time.perf_counter() - t0}}
+    print(f"  seed {seed} s4nn {out['s4nn']['accuracy']:.4f}", flush=True)
     return out
 
 
@@ -227,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="seed 0 only")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--ttfs-seeds", default=None, help="seeds of the ttfs part (default: --seeds)")
-    p.add_argument("--parts", default="rate,exit,ttfs")
+    p.add_argument("--parts", default="rate,exit,exit_calibrated,ttfs,s4nn")
     p.add_argument("--output", default=str(OUT))
     p.add_argument("--exit-models", default=",".join(EXIT_MODELS), help="baselines of the exit part")
     p.add_argument("--rate-runs", default=None,
@@ -239,7 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     parts = args.parts.split(",")
-    fns = {"rate": rate_side, "exit": early_exit, "ttfs": temporal_coding}
+    fns = {"rate": rate_side, "exit": early_exit, "exit_calibrated": early_exit_calibrated, "ttfs": temporal_coding,
+           "s4nn": s4nn_run}
     if args.combine:
         parts_in = [json.loads(Path(f).read_text()) for f in args.combine]
         result = {**record.provenance("python benchmarks/spike_reduction.py " + " ".join(sys.argv[1:]),
@@ -266,7 +332,8 @@ def main(argv: list[str] | None = None) -> None:
     result = {**record.provenance("python benchmarks/spike_reduction.py " + " ".join(sys.argv[1:]),
                                   f"one process, {torch.get_num_threads()} torch threads, shared with other jobs"),
               "settings": {"FT": repr(FT), "FT_CODE": repr(FT_CODE), "L1_WEIGHTS": L1_WEIGHTS,
-                           "SYNOP_WEIGHTS": SYNOP_WEIGHTS, "THRESHOLDS": THRESHOLDS, "FT_IMAGES": FT_IMAGES},
+                           "SYNOP_WEIGHTS": SYNOP_WEIGHTS, "SYNOP_TARGETS": SYNOP_TARGETS, "THRESHOLDS": THRESHOLDS, "FT_IMAGES": FT_IMAGES,
+                           "S4NN": repr(dataclasses.replace(sr.S4NN_TRAIN, epochs=S4NN_EPOCHS))},
               "seeds": seeds}
     if args.merge and Path(args.output).exists():
         old = json.loads(Path(args.output).read_text())
@@ -276,8 +343,8 @@ def main(argv: list[str] | None = None) -> None:
         runs = []
         for s in ([int(x) for x in args.ttfs_seeds.split(",")] if part == "ttfs" and args.ttfs_seeds else seeds):
             print(f"{part}, seed {s}", flush=True)
-            if part == "exit":
-                runs.append(early_exit(s, tuple(args.exit_models.split(","))))
+            if part in ("exit", "exit_calibrated"):
+                runs.append(fns[part](s, tuple(args.exit_models.split(","))))
             elif part == "rate":  # written after every run, so a run cut short keeps what it finished
                 runs.append(rate_side(s, names=args.rate_runs.split(",") if args.rate_runs else None, save=lambda out: record.write(
                     args.output, {**result, "partial": True, "rate": {"runs": [*runs, out], "mean": out}})))

@@ -29,6 +29,7 @@ ONE = TrainConfig(epochs=1, batch_size=128, progress=False)
 
 EXTRA: dict[str, object] = {  # inputs a method may declare with `needs` (a teacher, ...)
     "teacher": (models.conv_snn((1, 8, 8), channels=(8, 16), seed=1), encoding.Direct(2)),
+    "target": 100.0,  # synops-loss: a target number of synaptic operations per sample
 }
 
 

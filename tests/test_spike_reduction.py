@@ -4,6 +4,7 @@ one spike per neuron under temporal coding, and the errors for bad input."""
 from __future__ import annotations
 
 import copy
+import functools
 
 import pytest
 import torch
@@ -37,14 +38,33 @@ def test_rate_regularisers_are_zero_for_a_silent_network(term, tiny):
     assert term(step).item() == 0.0
 
 
-def test_synop_loss_is_zero_without_input_spikes():
+def test_synop_count_is_zero_without_input_spikes():
     net = models.conv_snn((1, 8, 8), channels=(4, 8), seed=0)
     step = _step(net, torch.zeros(4, 3, 1, 8, 8))
-    assert sr.synops_loss(step).item() == 0.0
+    assert sr.synops_count(step).item() == 0.0
+    assert sr.synops_loss(step, target=50.0).item() == 1.0  # ((0 - S0) / S0)^2
 
 
-@pytest.mark.parametrize("term", [sr.spike_rate_l1, sr.spike_rate_l2, sr.target_firing_rate, sr.synops_loss],
-                         ids=lambda f: f.__name__)
+def test_synop_loss_is_the_squared_relative_distance_to_its_target(tiny):
+    net = models.conv_snn((1, 8, 8), channels=(4, 8), threshold=0.3, seed=0)
+    step = _step(net, encoding.Rate(4)(tiny.train_x[:16], torch.Generator().manual_seed(0)))
+    s = sr.synops_count(step).item()
+    assert s > 0
+    for target in (s / 4, s, 2 * s):
+        assert sr.synops_loss(step, target=target).item() == pytest.approx(((s - target) / target) ** 2, rel=1e-6)
+    # its gradient is the count's times 2 (S - S0) / S0^2: it lowers the count above the target, raises it below
+    w = net.blocks[0].conv.weight
+    (g_count,) = torch.autograd.grad(sr.synops_count(step), w, retain_graph=True)
+    for target in (s / 4, 4 * s):
+        (g,) = torch.autograd.grad(sr.synops_loss(step, target=target), w, retain_graph=True)
+        assert torch.allclose(g, 2 * (s - target) / target**2 * g_count, rtol=1e-4, atol=1e-9)
+    with pytest.raises(ValueError, match="synops-loss: target must be a positive"):
+        sr.synops_loss(step, target=0.0)
+
+
+@pytest.mark.parametrize("term", [sr.spike_rate_l1, sr.spike_rate_l2, sr.target_firing_rate, sr.synops_count,
+                                  functools.partial(sr.synops_loss, target=1.0)],
+                         ids=["l1", "l2", "target-rate", "synops-count", "synops-loss"])
 def test_regularisers_push_rates_down(term, tiny):
     """Gradient descent on the regulariser alone (the surrogate gradient of the spikes) quietens a
     network that fires a lot."""
@@ -137,11 +157,11 @@ def test_synop_loss_equals_the_metric_on_the_baseline(enc):
         count = sr.count_synops(model, step.synaptic_inputs, x.shape[0])
     assert count.acs.item() == report.effective_acs
     assert count.macs.item() == report.effective_macs
-    assert sr.synops_loss(step).item() == pytest.approx(report.effective_acs + report.effective_macs, rel=1e-6)
-    assert sr.synops_loss(step).item() > 0
+    assert sr.synops_count(step).item() == pytest.approx(report.effective_acs + report.effective_macs, rel=1e-6)
+    assert sr.synops_count(step).item() > 0
     # a Step built without recorded inputs re-runs the model and gives the same count
     bare = Step(model, inputs, step.targets, step.logits, step.spikes, 0, 0)
-    assert sr.synops_loss(bare).item() == sr.synops_loss(step).item()
+    assert sr.synops_count(bare).item() == sr.synops_count(step).item()
 
 
 # ----------------------------------------------------------------------------- early exit
@@ -222,6 +242,135 @@ def test_time_to_first_spike_gives_at_most_one_spike_per_neuron(tiny):
     rep = metrics.measure(res.model, tiny.test_x, res.encoder)
     n_neurons = rep.neuron_updates / 8
     assert rep.spikes_per_sample <= n_neurons
+
+
+# ----------------------------------------------------------------------------- S4NN
+
+
+def _first_crossing(w: torch.Tensor, t_in: list[int], T: int, theta: float) -> list[int]:
+    """Reference forward of one S4NN layer for one sample, by a loop: the first step at which the
+    non-leaky potential (the sum of the weights of the inputs that have fired) reaches theta; T if none."""
+    out = []
+    for j in range(w.shape[0]):
+        t_j = T
+        for t in range(T):
+            if sum(float(w[j, i]) for i, ti in enumerate(t_in) if ti <= t) >= theta:
+                t_j = t
+                break
+        out.append(t_j)
+    return out
+
+
+def _s4nn_reference_grads(net: sr.S4NNet, t_in: list[int], label: int, T: int, gamma: int):
+    """S4NN's update for one sample written out as in the paper (the rule, not the code): output error
+    e = (target - t)/T normalised, hidden error sum_j e_j w_jh [t_h <= t_j] over fired hidden neurons,
+    normalised; dW = e_j [input fired and t_i <= t_j]. Returned as gradients (the update is -lr times them)."""
+    w_h, w_o = net.layers[0].weight.detach(), net.layers[1].weight.detach()
+    theta = net.threshold
+    t_h = _first_crossing(w_h, t_in, T, theta)
+    t_o = _first_crossing(w_o, t_h, T, theta)
+    target = sr.S4NNLoss(T, gamma).targets(torch.tensor([t_o], dtype=torch.float32), torch.tensor([label]))[0]
+    e = (target - torch.tensor(t_o, dtype=torch.float32)) / T
+    e = e / e.norm() if e.norm() > 0 else e
+    g_o = torch.zeros_like(w_o)
+    for j in range(w_o.shape[0]):
+        for h in range(w_o.shape[1]):
+            if t_h[h] < T and t_h[h] <= t_o[j]:
+                g_o[j, h] = e[j]
+    d = torch.zeros(w_h.shape[0])
+    for h in range(w_h.shape[0]):
+        if t_h[h] < T:
+            d[h] = sum(float(e[j] * w_o[j, h]) for j in range(w_o.shape[0]) if t_h[h] <= t_o[j])
+    d = d / d.norm() if d.norm() > 0 else d
+    g_h = torch.zeros_like(w_h)
+    for h in range(w_h.shape[0]):
+        for i, ti in enumerate(t_in):
+            if ti < T and ti <= t_h[h]:
+                g_h[h, i] = d[h]
+    return t_h, t_o, g_h, g_o
+
+
+def _s4nn_case(seed: int):
+    T, gamma = 16, 3
+    net = sr.S4NNet((12, 6, 3), threshold=4.0, init=(1.5, 4.0), seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    t_in = [int(v) for v in torch.randint(0, T + 1, (12,), generator=gen)]  # T: the input stays silent
+    x = torch.zeros(T, 1, 12)
+    for i, ti in enumerate(t_in):
+        if ti < T:
+            x[ti, 0, i] = 1.0
+    return net, x, t_in, T, gamma
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_s4nn_forward_is_the_first_threshold_crossing(seed):
+    net, x, t_in, T, gamma = _s4nn_case(seed)
+    with spikes.record(net) as rec:
+        scores = net(x)
+    t_h, t_o, _, _ = _s4nn_reference_grads(net, t_in, 0, T, gamma)
+    for got, want in ((rec["neurons.0"][0][:, 0], t_h), (rec["neurons.1"][0][:, 0], t_o)):
+        assert got.sum(0).max() <= 1  # at most one spike per neuron
+        times = [int(c.nonzero()[0]) if c.any() else T for c in got.T]
+        assert times == want
+    fired = torch.tensor(t_o) < T
+    assert torch.equal(scores[0][fired], -torch.tensor(t_o, dtype=torch.float32)[fired])
+    assert (scores[0][~fired] < -T).all() and (scores[0][~fired] > -T - 1).all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_s4nn_gradient_is_the_papers_update(seed):
+    net, x, t_in, T, gamma = _s4nn_case(seed)
+    label = seed % 3
+    _, _, g_h, g_o = _s4nn_reference_grads(net, t_in, label, T, gamma)
+    loss = sr.S4NNLoss(T, gamma)(net(x), torch.tensor([label]))
+    loss.backward()
+    assert torch.allclose(net.layers[1].weight.grad, g_o, atol=1e-6)
+    assert torch.allclose(net.layers[0].weight.grad, g_h, atol=1e-6)
+
+
+def test_s4nn_batch_gradient_is_the_sum_of_per_sample_updates():
+    cases = [_s4nn_case(s) for s in (1, 2)]
+    net = cases[0][0]
+    x = torch.cat([c[1] for c in cases], dim=1)  # the two samples through the first case's network
+    y = torch.tensor([0, 2])
+    sr.S4NNLoss(16, 3)(net(x), y).backward()
+    want = [_s4nn_reference_grads(net, c[2], int(label), 16, 3) for c, label in zip(cases, y)]
+    assert torch.allclose(net.layers[0].weight.grad, want[0][2] + want[1][2], atol=1e-6)
+    assert torch.allclose(net.layers[1].weight.grad, want[0][3] + want[1][3], atol=1e-6)
+
+
+def test_s4nn_relative_targets():
+    loss = sr.S4NNLoss(T=10, gamma=3)
+    t = torch.tensor([[4.0, 5.0, 9.0, 10.0], [10.0, 10.0, 10.0, 10.0], [2.0, 3.0, 8.0, 10.0]])
+    got = loss.targets(t, torch.tensor([1, 2, 0]))
+    # the label's target is the earliest spike; others within gamma of it go to t_min + gamma; later ones stay;
+    # when no output fires, every target is T and the label's T - gamma
+    assert got.tolist() == [[7.0, 4.0, 9.0, 10.0], [10.0, 10.0, 7.0, 10.0], [2.0, 5.0, 8.0, 10.0]]
+
+
+def test_s4nn_trains_on_digits_with_one_spike_per_neuron():
+    """One epoch of online SGD over scikit-learn's digits (1438 images; weights and threshold scaled down
+    from the paper's MNIST settings for 64 inputs and T = 32)."""
+    split = data.digits()
+    res = sr.s4nn(None, split, encoding.Direct(2), T=32, hidden=(64,), threshold=5.0, init=(0.6, 1.0),
+                  train=TrainConfig(epochs=1, batch_size=1, lr=0.05, schedule="constant", progress=False))
+    assert res.model.layers[0].in_features == 64 and res.encoder == encoding.Latency(32)
+    assert sr.max_spikes_per_neuron(res.model, res.encoder(split.test_x)) <= 1
+    assert res.info["accuracy"] > 0.5  # chance is 0.1; 0.71 with this seed
+    assert len(res.info["revived_per_epoch"]) == 1
+
+
+def test_s4nn_bad_input():
+    with pytest.raises(ValueError, match="threshold"):
+        sr.FirstSpikeIF(threshold=0.0)
+    with pytest.raises(ValueError, match="init needs one positive upper bound per weight layer"):
+        sr.S4NNet((64, 32, 10), init=(5.0,))
+    with pytest.raises(ValueError, match="sizes"):
+        sr.S4NNet((64,))
+    with pytest.raises(ValueError, match="gamma"):
+        sr.S4NNLoss(256, gamma=-1)
+    with pytest.raises(ValueError, match="expected 64 input features"):
+        sr.S4NNet((64, 8, 10))(torch.zeros(4, 2, 63))
 
 
 # ----------------------------------------------------------------------------- thresholds and attention

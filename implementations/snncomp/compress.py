@@ -66,14 +66,15 @@ def budget(given: TrainConfig | None, default: TrainConfig, what: str) -> TrainC
 
 def run_phase(model: nn.Module, data: Split, encoder: Encoder, config: TrainConfig, phase: str,
               history: list[dict], *, loss_terms: Sequence[LossTerm] = (), hooks: Sequence[Hook] = (),
-              extra_terms: Sequence[LossTerm] = (), extra_hooks: Sequence[Hook] = ()) -> None:
+              extra_terms: Sequence[LossTerm] = (), extra_hooks: Sequence[Hook] = (), **fit_options) -> None:
     """Train `model` in place for one phase (skipped at 0 epochs) and append its records, tagged.
 
     `loss_terms`/`hooks` are the method's own; `extra_terms`/`extra_hooks` are the caller's, passed
-    to every phase."""
+    to every phase; `fit_options` (`criterion`, `optimizer`) go to `train.fit`."""
     if config.epochs == 0:
         return
-    hist = fit(model, data, encoder, config, loss_terms=[*loss_terms, *extra_terms], hooks=[*hooks, *extra_hooks])
+    hist = fit(model, data, encoder, config, loss_terms=[*loss_terms, *extra_terms], hooks=[*hooks, *extra_hooks],
+               **fit_options)
     history += [{**r, "phase": phase} for r in hist.epochs]
 
 

@@ -117,17 +117,25 @@ def fit(
     hooks: Sequence[Hook] = (),
     evaluate_test: bool = True,
     params: Sequence[nn.Parameter] | None = None,
+    criterion: Callable[[Tensor, Tensor], Tensor] = nn.functional.cross_entropy,
+    optimizer: str = "adam",
 ) -> History:
     """Train `model` in place on `data.train_*`, return the per-epoch history.
 
-    `params` restricts the optimiser to some parameters (default: all that require grad).
+    `params` restricts the optimiser to some parameters (default: all that require grad). The loss is
+    `criterion(logits, targets)` (cross-entropy by default) plus the `loss_terms`; `optimizer` is
+    `"adam"` (default) or `"sgd"` (plain SGD, for methods whose update rule is SGD on their own
+    gradient, such as S4NN).
     """
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"fit: optimizer must be 'adam' or 'sgd', got {optimizer!r}")
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     n = data.train_x.shape[0]
     total = max(1, config.steps(n))
     trainable = list(params) if params is not None else [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    make = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
+    opt = make(trainable, lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: config.lr_factor(i, total))
     show = sys.stderr.isatty() if config.progress is None else config.progress
     history = History()
@@ -145,7 +153,7 @@ def fit(
             with spike_rec.record(model) as rec, spike_rec.record_inputs(model) as ins:
                 logits = model(x)  # [B, classes]
             step = Step(model, x, y, logits, rec, index, epoch, synaptic_inputs=ins, images=images)
-            loss = nn.functional.cross_entropy(logits, y)
+            loss = criterion(logits, y)
             for term in loss_terms:
                 loss = loss + term(step)
             opt.zero_grad(set_to_none=True)

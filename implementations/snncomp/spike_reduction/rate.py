@@ -11,12 +11,15 @@ by `weighted`):
   which bears on the busiest neurons hardest.
 * `target-firing-rate`: a target rate per layer, $\sum_l \max(0, r_l - r^*_l)^2$ with $r_l$ the layer's
   mean rate in the batch: no pressure below the target.
-* `synops-loss`: the effective synaptic operations per sample, $\sum_i x_i f_i$ with fan-out $f_i$
-  (see `spike_reduction.synops`), the energy-aware target of [@sorbaro2020optimizing]; it equals
-  `metrics.measure`'s `effective_acs + effective_macs` on the same inputs.
+* `synops-loss`: the energy objective of [@sorbaro2020optimizing], the squared relative distance of the
+  effective synaptic operations per sample $S$ to a target $S_0$, $((S - S_0)/S_0)^2$. $S = \sum_i x_i f_i$
+  with fan-out $f_i$ (`synops_count`, see `spike_reduction.synops`) equals `metrics.measure`'s
+  `effective_acs + effective_macs` on the same inputs.
 
-All four are 0 for a silent network (the synop loss keeps a constant for analog-input layers, which
-have no spikes to remove) and reach the weights through the surrogate gradient of the spikes.
+The three activity terms and `synops_count` (which, weighted by `weighted`, is a linear synop penalty,
+our variant for comparison) are 0 for a silent network (the count keeps a constant for analog-input
+layers, which have no spikes to remove); all reach the weights through the surrogate gradient of the
+spikes. The synop loss pushes down while $S > S_0$ and stops at the target.
 
 **Transforms** (the `snncomp.compress` contract):
 
@@ -44,7 +47,7 @@ from ..spikes import record_inputs
 from ..train import Hook, LossTerm, Step, TrainConfig, evaluate
 from .synops import count_synops
 
-__all__ = ["spike_rate_l1", "spike_rate_l2", "target_firing_rate", "synops_loss", "weighted", "layer_rates",
+__all__ = ["spike_rate_l1", "spike_rate_l2", "target_firing_rate", "synops_loss", "synops_count", "weighted", "layer_rates",
            "learnable_threshold", "AtLeast", "TemporalAttention", "temporal_wise_attention", "FINETUNE"]
 
 FINETUNE = TrainConfig(epochs=2, lr=1e-3)  # default training of the rate-side transforms on a trained model
@@ -113,20 +116,38 @@ def target_firing_rate(step: Step, target: float | dict[str, float] = 0.02) -> T
     return torch.stack(terms).sum() if terms else step.logits.sum() * 0.0
 
 
-@register("synops-loss", kind="objective", taxonomy="spike-reduction/rate", keys=("sorbaro2020optimizing",))
-def synops_loss(step: Step, scale: float = 1.0) -> Tensor:
-    r"""Effective synaptic operations per sample as a loss, fan-out weighted [@sorbaro2020optimizing].
-
-    $\mathcal{L} = \frac{\text{scale}}{B}\sum_{\text{layers}}\sum_i x_i f_i$ over the inputs $x$ each
-    conv/linear layer received in this step (`Step.synaptic_inputs`, filled by `train.fit`; a step
-    without them is re-run under `spikes.record_inputs`) and their effective fan-out $f$. At `scale=1`
-    it equals `metrics.measure`'s `effective_acs + effective_macs` for the same inputs."""
+def synops_count(step: Step) -> Tensor:
+    r"""Effective synaptic operations per sample of this step, differentiable in the spikes:
+    $S = \frac{1}{B}\sum_{\text{layers}}\sum_i x_i f_i$ over the inputs $x$ each conv/linear layer received
+    (`Step.synaptic_inputs`, filled by `train.fit`; a step without them is re-run under
+    `spikes.record_inputs`) and their effective fan-out $f$. It equals `metrics.measure`'s
+    `effective_acs + effective_macs` for the same inputs. Weighted (`weighted(synops_count, w)`) it is a
+    linear synop penalty, our variant of the synop loss, which pushes at the same strength all the way down."""
     inputs = step.synaptic_inputs
     if not inputs:
         with record_inputs(step.model) as inputs:
             step.model(step.inputs)
     count = count_synops(step.model, inputs, step.targets.shape[0])
-    return (count.total * scale).to(step.logits.dtype)
+    return count.total.to(step.logits.dtype)
+
+
+@register("synops-loss", kind="objective", taxonomy="spike-reduction/rate", keys=("sorbaro2020optimizing",),
+          needs=("target",))
+def synops_loss(step: Step, target: float) -> Tensor:
+    r"""Squared relative distance of the effective synaptic operations per sample to a target,
+    $((S - S_0)/S_0)^2$ [@sorbaro2020optimizing].
+
+    $S$ is `synops_count(step)` and $S_0$ = `target` (operations per sample). The authors add this term,
+    unweighted, to the cross-entropy, and sweep $S_0$ (targets from about $10^4$ to $2\cdot10^6$ on
+    MNIST-DVS in their published code); they train an ANN with the count taken from its activations and
+    convert it, where we train the SNN itself. The term pulls $S$ towards $S_0$ from either side, so it stops
+    removing operations once the target is reached. A target that is not positive is an error."""
+    if not target > 0:
+        raise ValueError(f"synops-loss: target must be a positive number of operations per sample, got {target!r}")
+    # --8<-- [start:synops_loss]
+    s = synops_count(step)
+    return ((s - target) / target) ** 2  # ((S - S_0) / S_0)^2
+    # --8<-- [end:synops_loss]
 
 
 def weighted(objective: Callable[..., Tensor], weight: float, **options) -> LossTerm:
