@@ -130,7 +130,7 @@ def early_exit(seed: int, models: tuple[str, ...] = tuple(EXIT_MODELS)) -> dict:
 def early_exit_calibrated(seed: int, models: tuple[str, ...] = tuple(EXIT_MODELS)) -> dict:
     """Early exit with the threshold chosen on held-out images: the test images split into two halves (even
     and odd positions), every threshold measured on each half, so the threshold picked on one half can be
-    judged on the other (`tables`: `exit_calibrated`)."""
+    judged on the other (`tables`: `exit_calibrated_table`)."""
     out = {}
     for name in models:
         split = EXIT_MODELS[name]()
@@ -192,6 +192,30 @@ def _pm(values: list[float], scale: float = 1.0, digits: int = 1) -> str:
     return f"{statistics.fmean(vals):.{digits}f} ± {sd:.{digits}f}"
 
 
+def matched_accuracy(mean: dict) -> list[dict]:
+    """Each synop run against the spike-rate L1 curve at the same accuracy (means over seeds): the operations
+    the L1 curve needs there, interpolated linearly between its two neighbouring runs, and the ratio (below 1:
+    the synop run needs fewer operations for the same accuracy). Runs outside the L1 curve's accuracy range
+    are reported without a ratio."""
+    l1 = sorted((v["accuracy"], v["effective_synops"]) for k, v in mean.items() if k.startswith("l1-"))
+    rows = []
+    for name, v in mean.items():
+        if not name.startswith("synops-"):
+            continue
+        acc, ops = v["accuracy"], v["effective_synops"]
+        row = {"run": name, "form": "target (Sorbaro)" if name.startswith("synops-target-") else "linear",
+               "accuracy %": round(100 * acc, 2), "effective synops / sample": f"{ops / 1e3:.1f} k"}
+        pair = next(((a, b) for a, b in zip(l1, l1[1:]) if a[0] <= acc <= b[0]), None)
+        if pair is None:
+            row.update({"L1 at the same accuracy": "outside the L1 curve", "ratio": ""})
+        else:
+            (a0, o0), (a1, o1) = pair
+            at = o0 + (acc - a0) / (a1 - a0) * (o1 - o0) if a1 > a0 else min(o0, o1)
+            row.update({"L1 at the same accuracy": f"{at / 1e3:.1f} k", "ratio": round(ops / at, 3)})
+        rows.append(row)
+    return rows
+
+
 def tables(result: dict) -> dict:
     """Flat tables for the docs page (`<!-- results: spike_reduction TABLE -->`), means ± sd over seeds."""
     out = {}
@@ -221,6 +245,7 @@ def tables(result: dict) -> dict:
             targets.append({"run": name, "fewer spikes % (mean)": round(100 * fewer, 1),
                             "drop (pt, mean)": round(drop, 2), "met (>= 60 % fewer, <= 1 pt)": fewer >= 0.6 and drop <= 1.0})
         out["rate_targets"] = targets
+        out["rate_curves"] = matched_accuracy(result["rate"]["mean"])
     if "exit" in result:
         rows = []
         runs = result["exit"]["runs"]
@@ -260,7 +285,7 @@ def tables(result: dict) -> dict:
             rows.append({"baseline": model, "T": T, "thresholds picked": ", ".join(sorted({th for th, _ in picked}, key=float)),
                          "average steps": _pm(steps, 1, 2), "drop (pt)": _pm(drops, 1, 2),
                          "met (<= T/2 steps, <= 0.5 pt)": statistics.fmean(steps) <= T / 2 and statistics.fmean(drops) <= 0.5})
-        out["exit_calibrated"] = rows
+        out["exit_calibrated_table"] = rows
     rows = []
     for part in ("ttfs", "s4nn"):
         runs = result[part]["runs"] if part in result else []
@@ -287,6 +312,12 @@ def s4nn_run(seed: int) -> dict:
     return out
 
 
+def settings() -> dict:
+    return {"FT": repr(FT), "FT_CODE": repr(FT_CODE), "FT_IMAGES": FT_IMAGES, "L1_WEIGHTS": L1_WEIGHTS,
+            "SYNOP_WEIGHTS": SYNOP_WEIGHTS, "SYNOP_TARGETS": SYNOP_TARGETS, "THRESHOLDS": THRESHOLDS,
+            "S4NN": repr(dataclasses.replace(sr.S4NN_TRAIN, epochs=S4NN_EPOCHS))}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="seed 0 only")
@@ -299,6 +330,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="rate part: comma-separated runs (control, l1-<weight>, synops-<weight>); default: the settings")
     p.add_argument("--merge", action="store_true", help="keep the parts already in --output that are not rerun")
     p.add_argument("--tables-only", action="store_true", help="only rebuild the tables of --output")
+    p.add_argument("--note", default=None, help="--combine: a note on which process ran which runs")
     p.add_argument("--combine", nargs="+", metavar="FILE",
                    help="join result files of separate processes (one part or seed each) into --output")
     args = p.parse_args(argv)
@@ -308,15 +340,16 @@ def main(argv: list[str] | None = None) -> None:
            "s4nn": s4nn_run}
     if args.combine:
         parts_in = [json.loads(Path(f).read_text()) for f in args.combine]
+        processes = []  # a file that was itself joined brings the processes it lists
+        for r in parts_in:
+            processes += r.get("processes") or [{k: r.get(k) for k in ("command", "date", "machine", "seconds", "seeds", "partial")}]
         result = {**record.provenance("python benchmarks/spike_reduction.py " + " ".join(sys.argv[1:]),
                                       "separate processes run at the same time, shared with other jobs"),
-                  "processes": [{k: r.get(k) for k in ("command", "date", "machine", "seconds", "seeds", "partial")}
-                                for r in parts_in],
-                  "settings": parts_in[0]["settings"]}
+                  "processes": processes, "settings": settings(), **({"settings_note": args.note} if args.note else {})}
         for part in fns:  # per seed, the runs of every file that has that seed, joined (a later file adds runs)
             by_seed: dict[int, dict] = {}
             for r in parts_in:
-                for seed, run in zip(r["seeds"], r[part]["runs"]) if part in r else ():
+                for seed, run in zip(r[part].get("seeds", r.get("seeds")), r[part]["runs"]) if part in r else ():
                     by_seed.setdefault(seed, {}).update(run)
             if by_seed:
                 runs = [by_seed[s] for s in sorted(by_seed)]
@@ -331,10 +364,7 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     result = {**record.provenance("python benchmarks/spike_reduction.py " + " ".join(sys.argv[1:]),
                                   f"one process, {torch.get_num_threads()} torch threads, shared with other jobs"),
-              "settings": {"FT": repr(FT), "FT_CODE": repr(FT_CODE), "L1_WEIGHTS": L1_WEIGHTS,
-                           "SYNOP_WEIGHTS": SYNOP_WEIGHTS, "SYNOP_TARGETS": SYNOP_TARGETS, "THRESHOLDS": THRESHOLDS, "FT_IMAGES": FT_IMAGES,
-                           "S4NN": repr(dataclasses.replace(sr.S4NN_TRAIN, epochs=S4NN_EPOCHS))},
-              "seeds": seeds}
+              "settings": settings(), "seeds": seeds}
     if args.merge and Path(args.output).exists():
         old = json.loads(Path(args.output).read_text())
         result = {**{k: v for k, v in old.items() if k in fns}, **result,

@@ -17,7 +17,7 @@ by `weighted`):
   `effective_acs + effective_macs` on the same inputs.
 
 The three activity terms and `synops_count` (which, weighted by `weighted`, is a linear synop penalty,
-our variant for comparison) are 0 for a silent network (the count keeps a constant for analog-input
+kept for comparison) are 0 for a silent network (the count keeps a constant for analog-input
 layers, which have no spikes to remove); all reach the weights through the surrogate gradient of the
 spikes. The synop loss pushes down while $S > S_0$ and stops at the target.
 
@@ -122,7 +122,8 @@ def synops_count(step: Step) -> Tensor:
     (`Step.synaptic_inputs`, filled by `train.fit`; a step without them is re-run under
     `spikes.record_inputs`) and their effective fan-out $f$. It equals `metrics.measure`'s
     `effective_acs + effective_macs` for the same inputs. Weighted (`weighted(synops_count, w)`) it is a
-    linear synop penalty, our variant of the synop loss, which pushes at the same strength all the way down."""
+    linear synop penalty, which pushes at the same strength all the way down (an option in Sorbaro et al.'s
+    code that their final runs do not use)."""
     inputs = step.synaptic_inputs
     if not inputs:
         with record_inputs(step.model) as inputs:

@@ -8,17 +8,21 @@ times (non-leaky neurons with exponentially decaying synaptic current); S4NN
 [@kheradpisheh2020temporal] uses non-leaky integrate-and-fire neurons and an approximate
 backpropagation of spike latencies, with the first output neuron to fire giving the class.
 
-**What we implement, and how it differs.** `FirstSpikeLIF` is our LIF with a refractory period of the
-whole sample:
+**What we implement.** Two methods keep at most one spike per neuron:
+
+* `s4nn` is S4NN itself (`S4NNet`, `FirstSpikeIF`, `S4NNLoss`, `ReviveSilent`): non-leaky neurons, latency
+  input, the first output spike as the answer, and the paper's approximate temporal backpropagation put into
+  the neurons' backward pass, trained by the one training loop with plain SGD (see `s4nn`).
+* `time-to-first-spike` is our surrogate-gradient variant. `FirstSpikeLIF` is our LIF with a refractory
+  period of the whole sample:
 
 $$H[t] = \beta V[t-1] + X[t], \qquad S[t] = \Theta(H[t] - \theta)\,\Big(1 - \sum_{\tau<t} S[\tau]\Big), \qquad V[t] = H[t](1 - S[t]),$$
 
-so $\sum_t S[t] \le 1$ for every neuron, exactly. `time_to_first_spike` swaps every LIF of a trained
-network for it, feeds latency-coded input and trains with the one training loop: surrogate gradients
-through time and cross-entropy on the time-averaged readout. That is neither Mostafa's exact spike-time
-gradient nor S4NN's latency loss and first-spike readout: it keeps the at-most-one-spike code and the
-baselines' non-spiking readout, so the comparison with rate coding isolates the code, not the
-learning rule.
+  so $\sum_t S[t] \le 1$ for every neuron, exactly. `time_to_first_spike` swaps every LIF of a trained
+  network for it, feeds latency-coded input and trains with surrogate gradients through time and
+  cross-entropy on the time-averaged readout: neither Mostafa's exact spike-time gradient nor S4NN's rule.
+  It keeps the baselines' network and readout, so the comparison with rate coding isolates the code, not
+  the learning rule.
 """
 
 from __future__ import annotations
