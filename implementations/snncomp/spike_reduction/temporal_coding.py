@@ -154,14 +154,14 @@ def max_spikes_per_neuron(model: nn.Module, inputs: Tensor) -> int:
 # times with gamma = 3, online SGD at learning rate 0.2, errors normalised per layer, silent hidden neurons
 # re-drawn after each epoch.
 
-S4NN_TRAIN = TrainConfig(epochs=10, batch_size=1, lr=0.2, schedule="constant", weight_decay=1e-6)
+S4NN_TRAIN = TrainConfig(epochs=10, batch_size=1, lr=0.2, schedule="constant", weight_decay=1e-6)  # the script: 100 epochs
 
 
 class _FirstCrossing(torch.autograd.Function):
     """Non-leaky IF neurons firing at most once, with S4NN's backward pass.
 
     Forward: the potential is the running sum of the input, $V_j[t] = \\sum_{\\tau \\le t} z_j[\\tau]$, and
-    neuron $j$ fires once, at the first $t_j$ with $V_j[t_j] \\ge \\theta$ (silent: $t_j = T$).
+    neuron $j$ fires once, at the first $t_j$ with $V_j[t_j] > \\theta$ (silent: $t_j = T$).
 
     Backward: S4NN's approximation $\\partial t_j / \\partial V_j = -1$. The error of neuron $j$,
     $g_j = \\partial L / \\partial t_j$, is read from the gradient of its spike at $t_j$ (the next layer's
@@ -176,7 +176,7 @@ class _FirstCrossing(torch.autograd.Function):
     def forward(ctx, z: Tensor, threshold: float, readout: bool) -> tuple[Tensor, Tensor]:
         T = z.shape[0]
         v = z.cumsum(0)  # [T, B, N]  V[t] = sum_{tau <= t} z[tau]
-        above = v >= threshold
+        above = v > threshold  # strictly above, as in the published script
         t = torch.where(above.any(0), above.to(torch.uint8).argmax(0), torch.full_like(v[0], T, dtype=torch.long))
         steps = torch.arange(T, device=z.device).view(T, *([1] * (z.dim() - 1)))
         ctx.save_for_backward(t)
@@ -307,12 +307,16 @@ class S4NNLoss:
 
 
 class ReviveSilent(Hook):
-    """S4NN's dead-neuron rule: after each epoch, every hidden neuron that fired for fewer than `fraction`
-    of the training samples gets fresh weights from its layer's initial distribution."""
+    """S4NN's dead-neuron rule: after each epoch but the last, every hidden neuron that fired for fewer than
+    `fraction` of the training samples gets fresh weights from its layer's initial distribution. The script
+    measures an epoch's accuracy before the re-draw; `fit` measures it after its hooks, so here an epoch's
+    test accuracy includes the re-drawn neurons. The last epoch re-draws nothing, so the trained network is
+    never handed back with untrained neurons in it. The draws come from a stream of their own (`seed`), not
+    the initialisation's."""
 
-    def __init__(self, net: S4NNet, samples: int, fraction: float = 0.001, seed: int = 0) -> None:
-        self.net, self.samples, self.fraction = net, samples, fraction
-        self.gen = torch.Generator().manual_seed(seed)
+    def __init__(self, net: S4NNet, samples: int, epochs: int, fraction: float = 0.001, seed: int = 0) -> None:
+        self.net, self.samples, self.epochs, self.fraction = net, samples, epochs, fraction
+        self.gen = torch.Generator().manual_seed(1_000_003 + seed)  # not the stream that drew the initial weights
         self.counts = [torch.zeros(n.out_features) for n in net.layers[:-1]]
         self.revived: list[int] = []
 
@@ -325,9 +329,9 @@ class ReviveSilent(Hook):
         with torch.no_grad():
             for count, fc, upper in zip(self.counts, self.net.layers[:-1], self.net.init):
                 dead = (count < self.fraction * self.samples).nonzero().flatten()
-                if len(dead):
+                if len(dead) and epoch < self.epochs - 1:
                     fc.weight[dead] = torch.rand(len(dead), fc.in_features, generator=self.gen) * upper
-                revived += len(dead)
+                    revived += len(dead)
                 count.zero_()
         self.revived.append(revived)
 
@@ -352,10 +356,11 @@ def s4nn(model: nn.Module, data: Split, encoder: Encoder, *, T: int = 256, hidde
     sizes = (int(data.train_x[0].numel()), *(int(h) for h in hidden), classes)
     net = S4NNet(sizes, threshold, init, seed)
     enc = Latency(T)
-    revive = ReviveSilent(net, len(data.train_y), seed=seed)
+    config = budget(train, S4NN_TRAIN, "train")
+    revive = ReviveSilent(net, len(data.train_y), config.epochs, seed=seed)
     history: list[dict] = []
     options = {"criterion": S4NNLoss(T, gamma), "optimizer": "sgd"}
-    run_phase(net, data, enc, budget(train, S4NN_TRAIN, "train"), "train", history, hooks=[revive],
+    run_phase(net, data, enc, config, "train", history, hooks=[revive],
               extra_terms=loss_terms, extra_hooks=hooks, **options)
     run_phase(net, data, enc, budget(finetune, TrainConfig(epochs=0), "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks, **options)
