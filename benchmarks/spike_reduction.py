@@ -1,6 +1,6 @@
 """Spike-reduction benchmark: the rate side, early exit and temporal coding on the shared baselines.
 
-    python benchmarks/spike_reduction.py [--quick] [--seeds 0,1,2] [--parts rate,exit,exit_calibrated,ttfs,s4nn] [--merge]
+    python benchmarks/spike_reduction.py [--quick] [--seeds 0,1,2] [--parts rate,exit,exit_calibrated,ttfs,s4nn,mlp_rate] [--merge]
 
 For each seed (`--quick`: seed 0) it writes `benchmarks/results/spike_reduction.json`:
 
@@ -21,6 +21,8 @@ For each seed (`--quick`: seed 0) it writes `benchmarks/results/spike_reduction.
 * **s4nn**: S4NN trained from scratch with the paper's settings (784-400-10, T = 256, online SGD at
   0.2) for `S4NN_EPOCHS` epochs over the 4000 training images: the same measures, and the test accuracy
   after every epoch.
+* **mlp_rate**: the same 784-400-10 shape as a LIF network on rate-coded input (`Rate(8)`), trained from
+  scratch with the `mlp-direct4` baseline's budget: the rate-coded counterpart of S4NN.
 
 The mean over seeds is stored beside the runs. Runs one process; run it under `nice` on a shared machine.
 """
@@ -40,7 +42,7 @@ from pathlib import Path
 import record
 import torch
 
-from snncomp import baselines, data, encoding, energy, events, metrics
+from snncomp import baselines, data, encoding, energy, events, metrics, models
 from snncomp import spike_reduction as sr
 from snncomp.train import TrainConfig, fit
 
@@ -287,7 +289,7 @@ def tables(result: dict) -> dict:
                          "met (<= T/2 steps, <= 0.5 pt)": statistics.fmean(steps) <= T / 2 and statistics.fmean(drops) <= 0.5})
         out["exit_calibrated_table"] = rows
     rows = []
-    for part in ("ttfs", "s4nn"):
+    for part in ("ttfs", "s4nn", "mlp_rate"):
         runs = result[part]["runs"] if part in result else []
         rows += [{"code": name, "seeds": len(runs), "accuracy %": _pm([r[name]["accuracy"] for r in runs], 100, 2),
                   "spikes / sample": _pm([r[name]["spikes_per_sample"] for r in runs], 1, 0),
@@ -318,12 +320,29 @@ def settings() -> dict:
             "S4NN": repr(dataclasses.replace(sr.S4NN_TRAIN, epochs=S4NN_EPOCHS))}
 
 
+def mlp_rate(seed: int) -> dict:
+    """S4NN's 784-400-10 shape as a LIF network with rate-coded input (`Rate(8)`), trained from scratch with the
+    `mlp-direct4` baseline's budget: the rate-coded counterpart of the `s4nn` part."""
+    split = _finetune_split()
+    t0 = time.perf_counter()
+    net = models.mlp_snn(hidden=(400,), seed=seed)
+    enc = encoding.Rate(8)
+    fit(net, split, enc, dataclasses.replace(baselines.BASELINES["mlp-direct4"].config, seed=seed, progress=False),
+        evaluate_test=False)
+    gen = torch.Generator().manual_seed(0)
+    worst = max(sr.max_spikes_per_neuron(net, enc(split.test_x[i:i + 250], gen)) for i in range(0, 1000, 250))
+    out = {"rate-8 mlp-400": {**_report(net, split, enc), "max_spikes_per_neuron": worst,
+                              "seconds": time.perf_counter() - t0}}
+    print(f"  seed {seed} rate-8 mlp-400 {out['rate-8 mlp-400']['accuracy']:.4f}", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="seed 0 only")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--ttfs-seeds", default=None, help="seeds of the ttfs part (default: --seeds)")
-    p.add_argument("--parts", default="rate,exit,exit_calibrated,ttfs,s4nn")
+    p.add_argument("--parts", default="rate,exit,exit_calibrated,ttfs,s4nn,mlp_rate")
     p.add_argument("--output", default=str(OUT))
     p.add_argument("--exit-models", default=",".join(EXIT_MODELS), help="baselines of the exit part")
     p.add_argument("--rate-runs", default=None,
@@ -337,7 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",")]
     parts = args.parts.split(",")
     fns = {"rate": rate_side, "exit": early_exit, "exit_calibrated": early_exit_calibrated, "ttfs": temporal_coding,
-           "s4nn": s4nn_run}
+           "s4nn": s4nn_run, "mlp_rate": mlp_rate}
     if args.combine:
         parts_in = [json.loads(Path(f).read_text()) for f in args.combine]
         processes = []  # a file that was itself joined brings the processes it lists

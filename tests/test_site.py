@@ -2,6 +2,7 @@
 network; an unknown citation key or an unresolved method link stops the build; notebooks that nbval
 ran earlier in the session are rendered from its run, not executed again."""
 
+import json
 import os
 import re
 import shutil
@@ -169,3 +170,11 @@ def test_page_builders_link_methods_by_identifier():
     assert modules == sorted(modules) and "snncomp.kb.bib" in modules and "snncomp.kb.pages" in modules
     assert {m.fn.__module__ for m in registry.methods()} <= set(modules)
     assert pages.api_page(["snncomp.a", "snncomp.b"]).count(":::") == 2
+
+
+def test_results_marker_naming_a_missing_table_fails_clearly(tmp_path):
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "results" / "x.json").write_text(json.dumps({"rows": [{"a": 1}], "other": [{"b": 2}]}))
+    assert "| a |" in pages.results_block(tmp_path, "x")
+    with pytest.raises(KeyError, match=r"results marker 'x nope'.*has no table 'nope'.*\['other', 'rows'\]"):
+        pages.results_block(tmp_path, "x", "nope")

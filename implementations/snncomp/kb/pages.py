@@ -195,7 +195,12 @@ def results_block(base: Path, name: str, table: str | None = None) -> str:
     if not path.exists():
         raise FileNotFoundError(f"results marker names {path}, which does not exist; run the benchmark first")
     data = json.loads(path.read_text())
-    rows = data[table or "rows"]
+    key = table or "rows"
+    rows = data.get(key)
+    if not isinstance(rows, list):
+        tables = sorted(k for k, v in data.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v))
+        marker = f"{name} {table}" if table else name
+        raise KeyError(f"results marker '{marker}': {path} has no table {key!r} (a list of rows); its tables: {tables}")
     cols = list(rows[0]) if rows else []
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     out += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
