@@ -291,10 +291,13 @@ def tables(result: dict) -> dict:
     rows = []
     for part in ("ttfs", "s4nn", "mlp_rate"):
         runs = result[part]["runs"] if part in result else []
-        rows += [{"code": name, "seeds": len(runs), "accuracy %": _pm([r[name]["accuracy"] for r in runs], 100, 2),
+        network = "conv, from the conv-direct4 weights" if part == "ttfs" else "784-400-10, from scratch"
+        rows += [{"code": name, "network": network, "seeds": len(runs),
+                  "accuracy %": _pm([r[name]["accuracy"] for r in runs], 100, 2),
                   "spikes / sample": _pm([r[name]["spikes_per_sample"] for r in runs], 1, 0),
                   "max spikes of a neuron": max(r[name]["max_spikes_per_neuron"] for r in runs),
-                  "effective synops / sample": _pm([r[name]["effective_synops"] for r in runs], 1e-3, 1) + " k"}
+                  "effective synops / sample": _pm([r[name]["effective_synops"] for r in runs], 1e-3, 1) + " k",
+                  "neuron updates / sample": f"{statistics.fmean(r[name]['neuron_updates'] for r in runs):.0f}"}
                  for name in (runs[0] if runs else ())]
     if rows:
         out["ttfs_table"] = rows
