@@ -33,6 +33,53 @@ def test_split_too_small_for_a_class():
         data.split(x, y, 0.1)
 
 
+def _digest(t: torch.Tensor) -> int:
+    return int((t.flatten().double() * torch.arange(1, t.numel() + 1, dtype=torch.float64).sin()).sum().item() * 1e6)
+
+
+def test_validation_is_carved_from_training_images_class_balanced_and_seeded():
+    s = data.mnist5k()
+    v = s.with_validation(0.1, seed=0)
+    assert v.val_x.shape == (400, 1, 28, 28) and v.train_x.shape == (3600, 1, 28, 28)
+    assert v.val_y.bincount().tolist() == [40] * 10
+    assert torch.equal(v.test_x, s.test_x) and torch.equal(v.test_y, s.test_y)  # test images untouched
+    # the training and validation images together are exactly the old training images (as a multiset:
+    # a partition, no image in both parts unless the data set itself holds it twice)
+    assert sorted(map(_digest, torch.cat([v.train_x, v.val_x]))) == sorted(map(_digest, s.train_x))
+    again = data.mnist5k().with_validation(0.1, seed=0)
+    assert torch.equal(again.val_x, v.val_x) and torch.equal(again.train_y, v.train_y)
+    assert not torch.equal(s.with_validation(0.1, seed=1).val_x, v.val_x)
+    held = v.validation()  # evaluation functions read .test_x: here the validation images
+    assert torch.equal(held.test_x, v.val_x) and torch.equal(held.train_x, v.train_x)
+    assert v.spikes(encoding.Direct(2), part="val").shape == (2, 400, 1, 28, 28)
+
+
+def test_validation_on_digits_and_bad_input():
+    d = data.digits().with_validation(0.2, seed=3)
+    assert d.val_y.bincount().min() >= 1 and d.name == "digits"
+    with pytest.raises(ValueError, match="already has a validation part"):
+        d.with_validation()
+    with pytest.raises(ValueError, match="no validation part"):
+        data.digits().validation()
+    with pytest.raises(ValueError, match="fraction must lie"):
+        data.digits().with_validation(1.0)
+    with pytest.raises(ValueError, match="'train', 'val' or 'test'"):
+        d.spikes(encoding.Direct(1), part="holdout")
+
+
+def test_baselines_train_without_their_validation_images():
+    from snncomp import baselines
+
+    s = baselines.split("digits-conv-direct4")
+    full = data.digits()
+    per_class = full.train_y.bincount()
+    assert s.val_y.bincount().tolist() == [round(0.1 * int(n)) for n in per_class]
+    assert len(s.train_y) + len(s.val_y) == len(full.train_y)
+    assert torch.equal(s.test_x, full.test_x)
+    with pytest.raises(KeyError, match="unknown baseline"):
+        baselines.split("no-such-baseline")
+
+
 def test_rate_code_statistics():
     x = torch.tensor([[0.0, 0.25, 1.0]])
     s = encoding.rate(x, 4000, torch.Generator().manual_seed(0))

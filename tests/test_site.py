@@ -178,3 +178,20 @@ def test_results_marker_naming_a_missing_table_fails_clearly(tmp_path):
     assert "| a |" in pages.results_block(tmp_path, "x")
     with pytest.raises(KeyError, match=r"results marker 'x nope'.*has no table 'nope'.*\['other', 'rows'\]"):
         pages.results_block(tmp_path, "x", "nope")
+
+
+def test_rows_measured_before_a_fix_are_marked_and_stale_marks_fail(tmp_path):
+    res = tmp_path / "benchmarks" / "results"
+    res.mkdir(parents=True)
+    (res / "x.json").write_text(json.dumps({"rows": [{"method": "a", "acc": 1}, {"method": "b", "acc": 2}]}))
+    (res / "before_fix.yaml").write_text('- {file: x, table: rows, match: [b], why: "b changed."}\n'
+                                         '- {file: y, table: rows, match: [zz], why: "another file."}\n')
+    out = pages.results_block(tmp_path, "x")
+    assert "| a | 1 |" in out and "| b† | 2 |" in out
+    assert "† Measured before a fix changed this method (issue 18): b changed." in out
+    (res / "before_fix.yaml").write_text('- {file: x, table: rows, match: [c], why: "gone."}\n')
+    with pytest.raises(ValueError, match=r"entry 1 marks row 'c'.*its rows: \['a', 'b'\]"):
+        pages.results_block(tmp_path, "x")
+    (res / "before_fix.yaml").write_text('- {file: x, table: rows, why: "no match field"}\n')
+    with pytest.raises(ValueError, match="entry 1 needs the fields"):
+        pages.results_block(tmp_path, "x")

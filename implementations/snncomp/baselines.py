@@ -6,6 +6,11 @@ weights (`state_dict`), under the cache folder, keyed by the baseline's name, it
 (architecture, encoder, training settings, data) and the seed; later calls load them. Nothing is
 downloaded and nothing here is committed: a clean checkout trains each baseline once.
 
+Every baseline is trained without the validation part of its data set (`VALIDATION`, a class-balanced
+10 % of the training images carved with seed 0, see `data.Split.with_validation`): `split(name)` gives
+that same split, so any setting chosen later on `split(name).validation()` is chosen on images the
+baseline never saw, and the test images are kept for the reported numbers.
+
 The cache folder is `$SNNCOMP_CACHE/baselines` when that variable is set, else `.cache/baselines`
 at the root of the source tree (an editable install), else `~/.cache/snncomp/baselines`. Beside the
 weights, a small JSON record keeps how the weights were made (per-epoch history, seconds, date).
@@ -30,7 +35,9 @@ from . import data, encoding, events, models
 from .files import cache_folder, write_atomic
 from .train import TrainConfig, fit
 
-__all__ = ["Baseline", "BASELINES", "cache_dir", "trained", "record", "mnist1k"]
+__all__ = ["Baseline", "BASELINES", "VALIDATION", "cache_dir", "trained", "record", "mnist1k", "split"]
+
+VALIDATION = (0.1, 0)  # (fraction of the training images, carving seed) held out of every baseline's training
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,7 @@ class Baseline:
     def key(self, seed: int) -> str:
         spec = {"build": f"{self.build.__module__}.{self.build.__qualname__}", "kwargs": self.kwargs,
                 "encoder": repr(self.encoder), "config": repr(dataclasses.replace(self.config, seed=seed, progress=False)),
-                "dataset": self.dataset, "torch": torch.__version__.split("+")[0]}
+                "dataset": self.dataset, "validation": VALIDATION, "torch": torch.__version__.split("+")[0]}
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -82,6 +89,14 @@ def mnist1k() -> data.Split:
 _DATA = {"mnist5k": data.mnist5k, "digits": data.digits, "mnist1k": mnist1k, "nmnist-like": events.nmnist_like}
 
 
+def split(name: str) -> data.Split:
+    """The data of baseline `name` as it was trained: the training images without the validation part,
+    which is in `val_x`/`val_y`, and the untouched test images."""
+    if name not in BASELINES:
+        raise KeyError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+    return _DATA[BASELINES[name].dataset]().with_validation(*VALIDATION)
+
+
 def cache_dir() -> Path:
     """Where trained baselines are kept (see the module docstring)."""
     return cache_folder("baselines")
@@ -104,7 +119,7 @@ def trained(name: str = "conv-direct4", seed: int = 0) -> tuple[nn.Module, encod
         return model, spec.encoder
     config = dataclasses.replace(spec.config, seed=seed, progress=False)
     t0 = time.perf_counter()
-    hist = fit(model, _DATA[spec.dataset](), spec.encoder, config)
+    hist = fit(model, split(name), spec.encoder, config)
     seconds = time.perf_counter() - t0
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)

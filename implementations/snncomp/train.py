@@ -95,7 +95,8 @@ class Hook:
 
 @dataclass
 class History:
-    """Per-epoch records: `loss`, `train_acc`, `test_acc` (when test data was given), `seconds`."""
+    """Per-epoch records: `loss`, `train_acc`, `val_acc` (when the split has a validation part),
+    `test_acc` (when test data was given), `seconds`."""
 
     epochs: list[dict[str, float]] = field(default_factory=list)
 
@@ -171,6 +172,8 @@ def fit(
             h.after_epoch(model, epoch)
         record = {"epoch": epoch, "loss": loss_sum / n, "train_acc": correct / n,
                   "seconds": time.perf_counter() - t0}
+        if getattr(data, "val_x", None) is not None:  # the part settings may be chosen on
+            record["val_acc"] = evaluate(model, data.val_x, data.val_y, encoder)
         if evaluate_test:
             record["test_acc"] = evaluate(model, data.test_x, data.test_y, encoder)
         history.epochs.append(record)

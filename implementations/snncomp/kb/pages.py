@@ -20,7 +20,7 @@ from . import bib
 from .taxonomy import Card, Knowledge
 
 __all__ = ["taxonomy_page", "methods_page", "bibliography_page", "card_page", "section_table", "render_citations",
-           "results_block", "api_modules", "api_page", "notebook_title", "UnknownCitation"]
+           "results_block", "before_fix_marks", "api_modules", "api_page", "notebook_title", "UnknownCitation"]
 
 
 class UnknownCitation(KeyError):
@@ -186,11 +186,45 @@ def _fmt(v: object) -> str:
     return str(v).replace("|", "\\|")
 
 
+def before_fix_marks(base: Path, name: str, table: str, rows: list[dict]) -> tuple[list[str], list[str]]:
+    """Marks for the rows of committed table `name`/`table` that were measured before a fix changed the
+    method they show, read from `benchmarks/results/before_fix.yaml` (a list of entries with `file`,
+    `table`, `match`: values of the row's first column, and `why`: one sentence). Returns one mark per
+    row ("" for rows measured after every fix) and the footnotes. An entry whose row is not in the table,
+    or that lacks a field, is an error naming the entry, so a stale mark cannot linger."""
+    import yaml
+
+    path = base / "benchmarks" / "results" / "before_fix.yaml"
+    marks = [""] * len(rows)
+    if not path.exists():
+        return marks, []
+    entries = yaml.safe_load(path.read_text()) or []
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: expected a list of entries with file, table, match and why")
+    first = [str(r[next(iter(r))]) if r else "" for r in rows]
+    notes = []
+    for n, e in enumerate(entries, 1):
+        if not isinstance(e, dict) or not {"file", "table", "match", "why"} <= set(e):
+            raise ValueError(f"{path}: entry {n} needs the fields file, table, match and why; got {e!r}")
+        if e["file"] != name or e["table"] != table:
+            continue
+        sign = "†" * (len(notes) + 1)
+        for value in e["match"]:
+            if str(value) not in first:
+                raise ValueError(f"{path}: entry {n} marks row {value!r}, which table {table!r} of "
+                                 f"benchmarks/results/{name}.json does not have; its rows: {first}")
+            marks[first.index(str(value))] += sign
+        notes.append(f"{sign} Measured before a fix changed this method (issue 18): {e['why']} "
+                     "The next benchmark run replaces this row.")
+    return marks, notes
+
+
 def results_block(base: Path, name: str, table: str | None = None) -> str:
     """A committed benchmark result `benchmarks/results/NAME.json` as a table with its provenance.
 
     The file holds `command`, `date`, `machine` and a list of row dicts under `rows` (or under
-    `table` when given)."""
+    `table` when given). Rows listed in `benchmarks/results/before_fix.yaml` carry a mark and a footnote
+    (`before_fix_marks`)."""
     path = base / "benchmarks" / "results" / f"{name}.json"
     if not path.exists():
         raise FileNotFoundError(f"results marker names {path}, which does not exist; run the benchmark first")
@@ -201,12 +235,15 @@ def results_block(base: Path, name: str, table: str | None = None) -> str:
         tables = sorted(k for k, v in data.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v))
         marker = f"{name} {table}" if table else name
         raise KeyError(f"results marker '{marker}': {path} has no table {key!r} (a list of rows); its tables: {tables}")
+    marks, notes = before_fix_marks(base, name, key, rows)
     cols = list(rows[0]) if rows else []
     out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    out += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    out += ["| " + " | ".join(_fmt(r.get(c, "")) + (mark if i == 0 else "") for i, c in enumerate(cols)) + " |"
+            for r, mark in zip(rows, marks, strict=True)]
     prov = (f"*Reproduced here: `{data.get('command', '?')}` on {data.get('date', '?')} "
             f"({data.get('machine', 'unknown machine')}); committed as `benchmarks/results/{name}.json`.*")
-    return "\n".join(out) + "\n\n" + prov + "\n"
+    foot = "".join(f"\n\n*{n}*" for n in notes)
+    return "\n".join(out) + "\n\n" + prov + foot + "\n"
 
 
 def chip_profiles_table() -> str:
