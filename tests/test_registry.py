@@ -3,8 +3,9 @@
 * every transform leaves its input untouched, returns a `Compressed` whose model runs on the
   encoder it names, passes the caller's loss terms and hooks to every phase it trains, and leaves
   masks that a later plain `fit` keeps;
-* every objective returns a finite scalar with a gradient;
-* every measure returns a report.
+* every objective returns a finite scalar whose gradient reaches at least one parameter and is finite
+  for every parameter it reads (every parameter in its graph);
+* every measure returns a report whose numbers are all finite.
 
 A method that needs extra inputs declares them (`register(..., needs=(...))`); `EXTRA` supplies them.
 """
@@ -110,14 +111,40 @@ def test_objective_contract(name, tiny):
     value = method.fn(step, **_extra(method))
     assert value.dim() == 0 and torch.isfinite(value)
     value.backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+    read = {n: p.grad for n, p in net.named_parameters() if p.grad is not None}  # the parameters it reads
+    assert any(g.abs().sum() > 0 for g in read.values()), f"{name}: no parameter gets a gradient"
+    bad = [n for n, g in read.items() if not torch.isfinite(g).all()]
+    assert not bad, f"{name}: non-finite gradient for {bad}"
+
+
+def _numbers(report, where="report"):
+    """Every number in a report (dicts, lists, tuples, dataclasses, tensors), with where it sits."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(report) and not isinstance(report, type):
+        report = dataclasses.asdict(report)
+    if isinstance(report, dict):
+        for k, v in report.items():
+            yield from _numbers(v, f"{where}[{k!r}]")
+    elif isinstance(report, (list, tuple)):
+        for i, v in enumerate(report):
+            yield from _numbers(v, f"{where}[{i}]")
+    elif isinstance(report, torch.Tensor):
+        if report.is_floating_point() or not report.dtype.is_complex:
+            yield where, report.double()
+    elif isinstance(report, (int, float)) and not isinstance(report, bool):
+        yield where, torch.tensor(float(report), dtype=torch.float64)
 
 
 @pytest.mark.parametrize("name", MEASURES)
 def test_measure_contract(name, tiny):
     model, _, _ = tiny
     method = registry.get(name)
-    assert method.fn(model, **_extra(method)) is not None
+    report = method.fn(model, **_extra(method))
+    found = list(_numbers(report))
+    assert found, f"{name}: the report holds no numbers"
+    bad = [w for w, v in found if not torch.isfinite(v).all()]
+    assert not bad, f"{name}: non-finite values at {bad}"
 
 
 def test_prune_then_plain_fit_keeps_exact_sparsity():
