@@ -27,7 +27,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from snncomp import baselines, chips, data, energy, metrics, pruning, registry, spikes, train
+from snncomp import baselines, data, energy, metrics, pruning, registry, spikes, train
 from snncomp.neurons import lif
 from snncomp.quantization import integer, membrane_potential, quantizers, weights
 
@@ -182,16 +182,16 @@ print(f"effective synaptic ops per sample: SNN {r_q4.effective_macs + r_q4.effec
 # %% [markdown]
 # ### Under the published chip profiles
 #
-# The same counts priced under every profile of `snncomp/chips.toml` (see the energy page). A chip prices a
+# The same counts priced under every profile of `snncomp/energy/chips.toml` (see the energy page). A chip prices a
 # synaptic event at its own fixed width, so weight bits change the footprint there, not this figure: the FP32
 # and 4-bit models cost the same on a chip unless their spikes differ. Terms a source does not publish are
 # listed, not counted as free.
 
 # %%
-for name in chips.price_all(r_fp):
-    fp, q = chips.price(r_fp, name), chips.price(r_q4, name)
-    print(f"{chips.get(name).label:<48} FP32 {fp.total_pj / 1e3:8.2f} nJ   4-bit {q.total_pj / 1e3:8.2f} nJ"
-          f"   not priced: {', '.join(q.missing) or '-'}")
+for name in energy.price_all(r_fp):
+    fp, q = energy.price(r_fp, name), energy.price(r_q4, name)
+    print(f"{q.label:<48} FP32 {fp.total_pj / 1e3:8.2f} nJ   4-bit {q.total_pj / 1e3:8.2f} nJ"
+          f"   not priced: {'; '.join(q.not_priced) or '-'}")
     assert q.total_pj > 0
 
 # %% [markdown]

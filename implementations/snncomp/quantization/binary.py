@@ -5,9 +5,12 @@ The layer keeps real-valued *shadow* weights $w$ that receive the gradient; the 
 $$\hat w = \alpha \operatorname{sign}(w), \qquad \alpha = \frac{\|w \odot m\|_1}{\|m\|_0}$$
 
 (one $\alpha$ per layer, or per output channel, the mean magnitude of the kept weights; $m$ a pruning mask,
-all ones without one), and the sign is passed straight through where $|w| \le 1$ (the clipped STE of
-BinaryConnect [@courbariaux2015binaryconnect]). A pruned weight has $\operatorname{sign}(0) = 0$ and stays
-zero, so a binary layer over a mask is ternary $\{-\alpha, 0, \alpha\}$ with the zeros in the sparse format.
+all ones without one). As in BinaryConnect [@courbariaux2015binaryconnect] the gradient of the sign is passed
+straight through unchanged, and after every optimiser step the shadow weights are clipped to $[-1, 1]$
+(`ClipShadowWeights`, a training hook), so a weight that wandered past 1 comes back and keeps learning.
+A pruned weight has $\operatorname{sign}(0) = 0$ and stays zero, so a binary layer over a mask is ternary
+$\{-\alpha, 0, \alpha\}$: `metrics.deployed_bits` counts it at 2 bits a weight in the dense format (3
+symbols) and at 1 bit a kept weight in the sparse formats, which leave the zeros out.
 Each binary layer then needs only additions and subtractions of its spikes and one multiplication by
 $\alpha$ per output (or none, folded into the threshold).
 """
@@ -29,7 +32,7 @@ from ..train import Hook, LossTerm, TrainConfig
 from .quantizers import SCALE_BITS, weight_quantizers
 from .weights import NONE
 
-__all__ = ["BINARY", "Binarize", "binary_weights"]
+__all__ = ["BINARY", "Binarize", "ClipShadowWeights", "binary_weights"]
 
 BINARY = TrainConfig(epochs=3, lr=5e-4)  # default training through the binarizer on a trained model
 
@@ -38,17 +41,34 @@ Hooks = Sequence[Hook]
 
 
 class _SignSTE(torch.autograd.Function):
-    """sign(w) forward; gradient passed where |w| <= 1 (clipped straight-through)."""
+    """sign(w) forward; the gradient passed straight through unchanged (BinaryConnect)."""
 
     @staticmethod
     def forward(ctx, w):  # type: ignore[override]
-        ctx.save_for_backward(w)
         return torch.sign(w)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        (w,) = ctx.saved_tensors
-        return grad * (w.abs() <= 1).to(grad.dtype)
+        return grad
+
+
+class ClipShadowWeights(Hook):
+    r"""BinaryConnect's clip: after every optimiser step (and once at the start) the real-valued shadow
+    weights of `layers` are clamped to $[-c, c]$ (`clip`, 1 in the paper)."""
+
+    def __init__(self, layers: dict[str, nn.Module], clip: float = 1.0) -> None:
+        if not clip > 0:
+            raise ValueError(f"ClipShadowWeights: clip must be > 0, got {clip!r}")
+        self.layers, self.clip = layers, clip
+        self.clamp()
+
+    @torch.no_grad()
+    def clamp(self) -> None:
+        for m in self.layers.values():
+            m.parametrizations.weight.original.clamp_(-self.clip, self.clip)
+
+    def after_step(self, model: nn.Module, step) -> None:
+        self.clamp()
 
 
 # --8<-- [start:Binarize]
@@ -57,6 +77,7 @@ class Binarize(nn.Module):
     (kept) weights, per tensor or per output channel; one bit per weight plus the FP32 $\alpha$s."""
 
     bits = 1
+    has_zero = False  # the levels are -alpha, alpha; a zero (pruned weight) needs a symbol more
 
     def __init__(self, w: Tensor, per_channel: bool = False, where: str = "weight") -> None:
         super().__init__()
@@ -84,17 +105,22 @@ class Binarize(nn.Module):
 @register("binary-weights", kind="transform", taxonomy="quantization/binary",
           keys=("kheradpisheh2022bs4nn", "lu2020exploring", "courbariaux2015binaryconnect"))
 def binary_weights(model: nn.Module, data: Split, encoder: Encoder, *, per_channel: bool = False,
-                   include_first: bool = True, include_head: bool = True, train: TrainConfig | None = None,
+                   include_first: bool = True, include_head: bool = True, clip: float = 1.0,
+                   train: TrainConfig | None = None,
                    finetune: TrainConfig | None = None, loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
     r"""Binary weights $\alpha \operatorname{sign}(w)$ with real-valued shadow weights, trained through the STE.
 
     As in BS4NN [@kheradpisheh2022bs4nn] and the binary SNNs of [@lu2020exploring], the forward pass uses
-    signs scaled by a per-layer factor while a real-valued copy of each weight takes the gradient.
+    signs scaled by a per-layer factor while a real-valued copy of each weight takes the gradient, passed
+    straight through the sign, and, as BinaryConnect does [@courbariaux2015binaryconnect], the copies are
+    clipped to $[-$`clip`$, $`clip`$]$ after every optimiser step of both phases (`ClipShadowWeights`).
     `train` (default `BINARY`) trains through the binarizer from the input's weights. Where we differ:
     BS4NN trains single-spike time-to-first-spike networks with its own temporal backpropagation, and
     Lu and Sengupta convert a binary ANN; here the network is our multi-step LIF trained with the
-    surrogate gradient. `include_first`/`include_head` binarize the first and last layers too (the
-    binary-network papers usually keep them at higher precision).
+    surrogate gradient, with Adam where BinaryConnect uses SGD-style updates, and the scale $\alpha$ (mean
+    $|w|$, from XNOR-style binary networks) is ours, BinaryConnect binarizes to $\pm 1$. The clip acts only
+    in this transform's phases; a later `fit` without the hook does not clip. `include_first`/`include_head`
+    binarize the first and last layers too (the binary-network papers usually keep them at higher precision).
     """
     net = copy.deepcopy(model)
     layers = weight_layers(net)
@@ -106,9 +132,11 @@ def binary_weights(model: nn.Module, data: Split, encoder: Encoder, *, per_chann
     if not include_head:
         layers.pop("head", None)
     weight_quantizers(layers, lambda n, w: Binarize(w, per_channel, where=n))
+    clipper = ClipShadowWeights(layers, clip)
     history: list[dict] = []
-    run_phase(net, data, encoder, budget(train, BINARY, "train"), "binary", history,
+    run_phase(net, data, encoder, budget(train, BINARY, "train"), "binary", history, hooks=[clipper],
               extra_terms=loss_terms, extra_hooks=hooks)
-    run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
+    run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history, hooks=[clipper],
               extra_terms=loss_terms, extra_hooks=hooks)
-    return Compressed(net, encoder, history, {"bits": 1, "per_channel": per_channel, "layers": list(layers)})
+    return Compressed(net, encoder, history, {"bits": 1, "per_channel": per_channel, "layers": list(layers),
+                                              "clip": clip})

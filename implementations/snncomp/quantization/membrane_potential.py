@@ -10,8 +10,9 @@ $$H[t] = Q(\beta V[t-1]) + X[t], \qquad S[t] = \Theta(H[t] - \theta), \qquad V[t
 so the stored state takes $2^b$ values while the accumulator $H$ (input plus state) is compared with the
 threshold at full width, as in MINT's code. Two methods:
 
-* `q_spinn`: the state on its own grid, $s = \theta / 2^{b-1}$ (the stored range is $[-\theta, \theta)$),
-  optionally with uniform weights, post-training or quantization-aware [@putra2021qspinn];
+* `q_spinn`: the state on its own grid, a fixed-point format or $s = \theta / 2^{b-1}$ (the stored range is
+  $[-\theta, \theta)$), truncated, rounded to nearest or stochastically, optionally with quantized weights,
+  post-training or quantization-aware [@putra2021qspinn];
 * `mint`: weights, bias, state and threshold of a layer on **one** integer grid with a shared step
   [@yin2024mint], so an integer chip accumulates integer weights into an integer potential and compares
   it with an integer threshold with no rescaling multiplier; `integer.export` runs exactly that.
@@ -34,8 +35,9 @@ from ..metrics import weight_layers
 from ..neurons import AdaptiveLIF, SpikingNeuron
 from ..registry import register
 from ..train import Hook, LossTerm, TrainConfig
-from .quantizers import (FakeQuantize, GridInput, MembraneQuantizer, add_quantizer, check_bits, minmax_scale,
-                         power_of_two, qrange, quantizer_of, weight_quantizers)
+from .quantizers import (FakeQuantize, FixedPointQuantize, GridInput, MembraneQuantizer, MinMaxFakeQuantize,
+                         add_quantizer, check_bits, fixed_point_step, minmax_scale, power_of_two, qrange, quantizer_of,
+                         weight_quantizers)
 from .weights import NONE, QAT
 
 __all__ = ["BIAS_BITS", "fold_batchnorm", "spiking_blocks", "set_membrane_quantizer", "shared_step", "q_spinn", "mint"]
@@ -92,42 +94,61 @@ def _threshold(neuron: nn.Module) -> float:
 
 @register("q-spinn", kind="transform", taxonomy="quantization/membrane-potential", keys=("putra2021qspinn",))
 def q_spinn(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 4, weight_bits: int | None = None,
-            rounding: str = "nearest", train: TrainConfig | None = None, finetune: TrainConfig | None = None,
+            rounding: str = "nearest", fraction_bits: int | None = None, weight_fraction_bits: int | None = None,
+            seed: int = 0, train: TrainConfig | None = None, finetune: TrainConfig | None = None,
             loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
     r"""Membrane potential (and optionally weights) on few bits, post-training or in training [@putra2021qspinn].
 
-    Every spiking layer keeps its state on a `bits`-bit grid of step $\theta / 2^{b-1}$, rounded to nearest
-    or truncated (`rounding`); `weight_bits` adds uniform per-channel weights. With the default budgets
-    it is post-training quantization; `train` trains through the quantizers (in-training quantization).
-    Q-SpiNN explores such candidates over precisions, rounding modes and both schemes and returns a
-    Pareto-optimal one; the search is left to the caller (the notebook sweeps the bit widths).
+    Every spiking layer keeps its state on a `bits`-bit grid, rounded by `rounding`: to nearest, truncated,
+    or stochastically (`"stochastic"`, seeded with `seed`), the three schemes the paper compares. The grid is
+    the fixed-point format with `fraction_bits` $f$ bits after the point (step $2^{-f}$, $b - 1 - f$ integer
+    bits) or, by default, step $\theta / 2^{b-1}$ (range $[-\theta, \theta)$, our choice). `weight_bits` adds
+    weights on `weight_bits` bits, rounded the same way: fixed point with `weight_fraction_bits` fraction
+    bits, or, by default, a per-channel min-max step recomputed from the weights (`MinMaxFakeQuantize`,
+    round to nearest only). With the default budgets it is post-training quantization; `train` trains through
+    the quantizers (in-training quantization). Where we differ: Q-SpiNN also quantizes the neuron parameters
+    and works on an unsupervised STDP network, and it explores candidates over precisions, rounding schemes
+    and both schemes and returns a Pareto-optimal one; the search is left to the caller (the notebook sweeps
+    the bit widths).
     """
     check_bits(bits, "q_spinn")
+    if weight_fraction_bits is not None and weight_bits is None:
+        raise ValueError("q_spinn: weight_fraction_bits needs weight_bits")
     net = copy.deepcopy(model)
     blocks = spiking_blocks(net)
     if not blocks:
         raise TypeError(f"q_spinn: {type(model).__name__} has no block with a spiking neuron")
-    for name, (_, neuron) in blocks.items():
-        s = _threshold(neuron) / 2 ** (bits - 1)
-        set_membrane_quantizer(name, neuron, MembraneQuantizer(s, bits, rounding=rounding, where=f"{name}.neuron"))
+    for i, (name, (_, neuron)) in enumerate(blocks.items()):
+        s = fixed_point_step(fraction_bits) if fraction_bits is not None else _threshold(neuron) / 2 ** (bits - 1)
+        set_membrane_quantizer(name, neuron, MembraneQuantizer(s, bits, rounding=rounding, seed=seed + i,
+                                                               where=f"{name}.neuron"))
     if weight_bits is not None:
         check_bits(weight_bits, "q_spinn")
-        weight_quantizers(weight_layers(net), lambda n, w: FakeQuantize(minmax_scale(w, weight_bits, True),
-                                                                         weight_bits, per_channel=True, where=n))
+        if weight_fraction_bits is not None:
+            make = lambda n, w: FixedPointQuantize(w, weight_bits, weight_fraction_bits, rounding=rounding,  # noqa: E731
+                                                   seed=seed, where=n)
+        elif rounding != "nearest":
+            raise ValueError("q_spinn: truncated or stochastic weights need the fixed-point format "
+                             "(weight_fraction_bits)")
+        else:
+            make = lambda n, w: MinMaxFakeQuantize(w, weight_bits, per_channel=True, where=n)  # noqa: E731
+        weight_quantizers(weight_layers(net), make)
     history: list[dict] = []
     run_phase(net, data, encoder, budget(train, NONE, "train"), "train", history,
               extra_terms=loss_terms, extra_hooks=hooks)
     run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
     return Compressed(net, encoder, history, {"membrane_bits": bits, "weight_bits": weight_bits,
-                                              "rounding": rounding})
+                                              "rounding": rounding, "fraction_bits": fraction_bits,
+                                              "weight_fraction_bits": weight_fraction_bits})
 
 
 def shared_step(w: Tensor, bits: int) -> Tensor:
     r"""The power-of-two step for `w` at `bits`: of $2^{\lfloor \log_2 m \rfloor}$ and $2^{\lceil \log_2 m
-    \rceil}$ ($m = \max|w| / q_{max}$), the one with the smaller squared quantization error."""
+    \rceil}$ ($m = \max|w| / q_{max}$), the one with the smaller squared quantization error on MINT's
+    symmetric range $\pm q_{max}$."""
     m = minmax_scale(w, bits, per_channel=False)
-    qmin, qmax = qrange(bits)
+    qmin, qmax = qrange(bits, symmetric=True)
     best, err = None, math.inf
     for s in (power_of_two(m) / 2, power_of_two(m)):
         e = float(((torch.round(w / s).clamp(qmin, qmax) * s - w) ** 2).sum())
@@ -144,11 +165,16 @@ def mint(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 4, memb
     quantization-aware, so inference needs no multiplier [@yin2024mint].
 
     Batch normalisation is folded into the convolution; each layer's weights take a per-tensor step $s$,
-    and its folded bias ($16$ bits), the neuron's stored potential (`membrane_bits`) and its threshold
-    ($\lceil\theta/s\rfloor s$) lie on the same grid. `train` (default `QAT`) trains through the
-    quantizers with the STE. A direct (analog) input is put on an 8-bit grid (`GridInput`). Where we
-    differ from MINT's code: the step is fixed (a power of two, chosen by `shared_step`) where MINT learns
-    it, and there is no $\tanh$ before the quantizer; the first layer's state is quantized too.
+    and its folded bias ($16$ bits), the neuron's stored potential (`membrane_bits`) and its threshold lie on
+    the same grid. As in MINT's code, weights and potential are clamped to the symmetric range
+    $\pm(2^{b-1} - 1)$, the clamped potential passes no gradient, and the threshold is compared as
+    $H \ge \lceil\theta/s\rceil s$: MINT trains with the float $\theta$ and uses $\lceil\theta/s\rceil$ at
+    inference, which gives the same spikes whenever $H$ lies on the grid (every layer fed spikes). `train`
+    (default `QAT`) trains through the quantizers with the STE. A direct (analog) input is put on an 8-bit
+    grid (`GridInput`). Where we differ from MINT's code: the step is fixed (a power of two, chosen by
+    `shared_step`) where MINT learns it (initialised as LSQ's); there is no $\tanh$ before the quantizer;
+    the first layer's state is quantized too (MINT keeps the direct-input layer in full precision); the
+    folded bias is kept on the grid where MINT's convolutions have none; Adam, not MINT's SGD schedule.
     """
     check_bits(bits, "mint")
     check_bits(membrane_bits, "mint")
@@ -164,13 +190,14 @@ def mint(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 4, memb
     for name, layer in layers.items():
         s = shared_step(layer.weight.detach(), bits)
         steps[name] = float(s)
-        add_quantizer(layer, FakeQuantize(s, bits, where=f"{name} weight"))
+        add_quantizer(layer, FakeQuantize(s, bits, symmetric=True, where=f"{name} weight"))
         if layer.bias is not None:
             add_quantizer(layer, FakeQuantize(s, BIAS_BITS, where=f"{name} bias"), "bias")
         if name in blocks:
             neuron = blocks[name][1]
-            set_membrane_quantizer(name, neuron, MembraneQuantizer(s, membrane_bits, where=f"{name}.neuron"))
-            k = torch.round(neuron.threshold / s).clamp(min=1)  # integer threshold, at least one step
+            set_membrane_quantizer(name, neuron, MembraneQuantizer(s, membrane_bits, symmetric=True,
+                                                                   saturate_grad=False, where=f"{name}.neuron"))
+            k = torch.ceil(neuron.threshold / s).clamp(min=1)  # integer threshold ceil(theta / s), at least 1
             neuron.threshold.copy_(k * s)
     if not encoder.binary:
         encoder = GridInput(encoder.T, inner=encoder, bits=input_bits)

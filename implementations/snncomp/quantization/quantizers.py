@@ -43,8 +43,8 @@ from torch.nn.utils import parametrize
 
 from ..encoding import Encoder
 
-__all__ = ["check_bits", "check_scale", "qrange", "fake_quantize", "minmax_scale", "power_of_two",
-           "FakeQuantize", "LSQQuantizer", "MembraneQuantizer", "GridInput", "add_quantizer", "quantizer_of", "quantizers_of", "weight_quantizers"]
+__all__ = ["check_bits", "check_scale", "qrange", "fake_quantize", "minmax_scale", "power_of_two", "round_to_grid",
+           "fixed_point_step", "FakeQuantize", "MinMaxFakeQuantize", "FixedPointQuantize", "LSQQuantizer", "MembraneQuantizer", "GridInput", "add_quantizer", "quantizer_of", "quantizers_of", "weight_quantizers"]
 
 SCALE_BITS = 32  # a scale (and a zero point, when stored) is kept as an FP32 / INT32 number
 
@@ -71,11 +71,39 @@ def _check_tensor(x: Tensor, where: str) -> None:
         raise ValueError(f"{where}: cannot quantize an empty tensor (shape {tuple(x.shape)})")
 
 
-def qrange(bits: int, signed: bool = True) -> tuple[int, int]:
-    """$(q_{min}, q_{max})$ of a `bits`-bit integer: $[-2^{b-1}, 2^{b-1}-1]$ signed, $[0, 2^b - 1]$ unsigned."""
+def qrange(bits: int, signed: bool = True, symmetric: bool = False) -> tuple[int, int]:
+    """$(q_{min}, q_{max})$ of a `bits`-bit integer: $[-2^{b-1}, 2^{b-1}-1]$ signed, $[0, 2^b - 1]$ unsigned;
+    `symmetric` drops the most negative code, $[-(2^{b-1}-1), 2^{b-1}-1]$ (MINT's range)."""
     if signed:
-        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+        return (-hi if symmetric else lo), hi
     return 0, 2**bits - 1
+
+
+ROUNDINGS = ("nearest", "truncate", "stochastic")
+
+
+def round_to_grid(k: Tensor, rounding: str, generator: torch.Generator | None = None) -> Tensor:
+    r"""Round the real grid coordinates `k` to integers: `"nearest"` (half to even), `"truncate"` (floor: the
+    low bits of a two's-complement number dropped) or `"stochastic"` ($\lfloor k \rfloor + [u < k - \lfloor k
+    \rfloor]$, $u \sim U[0, 1)$ drawn from `generator`, so $E[r(k)] = k$), the three schemes Q-SpiNN compares."""
+    if rounding == "nearest":
+        return torch.round(k)
+    if rounding == "truncate":
+        return torch.floor(k)
+    if rounding == "stochastic":
+        f = torch.floor(k)
+        u = torch.rand(k.shape, generator=generator, dtype=k.dtype, device=k.device)
+        return f + (u < k - f).to(k.dtype)
+    raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
+
+
+def fixed_point_step(fraction_bits: int) -> float:
+    r"""The step $2^{-f}$ of a signed fixed-point format with `fraction_bits` $f$ bits after the point; a
+    `bits`-bit word then holds $1$ sign, $b - 1 - f$ integer and $f$ fraction bits (Q-SpiNN's formats)."""
+    if isinstance(fraction_bits, bool) or not isinstance(fraction_bits, int) or not 0 <= fraction_bits <= 31:
+        raise ValueError(f"fraction_bits must be an integer in [0, 31], got {fraction_bits!r}")
+    return 2.0 ** -fraction_bits
 
 
 def _axis_view(t: Tensor, x: Tensor, axis: int | None) -> Tensor:
@@ -124,11 +152,12 @@ class FakeQuantize(nn.Module):
     r"""Parametrization $\hat w = Q_{b,s}(w)$: symmetric uniform fake quantization with a fixed step
     (`scale`, one per tensor or per output channel), STE backward."""
 
-    def __init__(self, scale: Tensor, bits: int, *, per_channel: bool = False, where: str = "weight") -> None:
+    def __init__(self, scale: Tensor, bits: int, *, per_channel: bool = False, symmetric: bool = False,
+                 where: str = "weight") -> None:
         super().__init__()
         self.bits = check_bits(bits, where)
         self.per_channel, self.where = per_channel, where
-        self.qmin, self.qmax = qrange(bits)
+        self.qmin, self.qmax = qrange(bits, symmetric=symmetric)
         self.register_buffer("scale", check_scale(scale, where).clone())
         self.register_buffer("zero_point", torch.zeros_like(self.scale, dtype=torch.int32))
 
@@ -150,6 +179,67 @@ class FakeQuantize(nn.Module):
     def extra_repr(self) -> str:
         return f"bits={self.bits}, per_channel={self.per_channel}"
 # --8<-- [end:FakeQuantize]
+
+
+# --8<-- [start:MinMaxFakeQuantize]
+class MinMaxFakeQuantize(FakeQuantize):
+    r"""`FakeQuantize` whose step is the min-max step of the weights it is given, recomputed at every call
+    (as Jacob et al. take the weight range from the current weights at every training step); the buffer
+    `scale` holds the step of the last call, which is the grid the deployed integers use."""
+
+    def __init__(self, w: Tensor, bits: int, *, per_channel: bool = False, where: str = "weight") -> None:
+        super().__init__(minmax_scale(w, bits, per_channel), bits, per_channel=per_channel, where=where)
+
+    def forward(self, w: Tensor) -> Tensor:
+        _check_tensor(w, self.where)
+        with torch.no_grad():
+            self.scale.copy_(minmax_scale(w, self.bits, self.per_channel))
+        return super().forward(w)
+
+    def integers(self, w: Tensor) -> Tensor:
+        with torch.no_grad():
+            self.scale.copy_(minmax_scale(w, self.bits, self.per_channel))
+        return super().integers(w)
+# --8<-- [end:MinMaxFakeQuantize]
+
+
+class FixedPointQuantize(nn.Module):
+    r"""Parametrization: weights in a signed fixed-point format of `bits` bits, `fraction_bits` $f$ of them
+    after the point (step $2^{-f}$, range $[-2^{b-1}, 2^{b-1}-1]\,2^{-f}$), rounded by `rounding` (`"nearest"`,
+    `"truncate"` or `"stochastic"`; the three Q-SpiNN compares). Stochastic rounding draws one $u \sim U[0,1)$
+    per weight from `seed` when the quantizer is made and keeps it, so the deployed weights are fixed and
+    $E_u[\hat w] = w$ inside the range. STE backward inside the range, zero outside."""
+
+    def __init__(self, w: Tensor, bits: int, fraction_bits: int, *, rounding: str = "nearest", seed: int = 0,
+                 where: str = "weight") -> None:
+        super().__init__()
+        self.bits = check_bits(bits, where)
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"{where}: rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
+        _check_tensor(w, where)
+        self.step, self.fraction_bits = fixed_point_step(fraction_bits), fraction_bits
+        self.rounding, self.where = rounding, where
+        self.qmin, self.qmax = qrange(bits)
+        u = torch.rand(w.shape, generator=torch.Generator().manual_seed(seed)) if rounding == "stochastic" else None
+        self.register_buffer("u", u)
+
+    def forward(self, w: Tensor) -> Tensor:
+        _check_tensor(w, self.where)
+        k = w.detach() / self.step
+        if self.rounding == "stochastic":
+            f = torch.floor(k)
+            k = f + (self.u.to(k.dtype) < k - f).to(k.dtype)
+        else:
+            k = round_to_grid(k, self.rounding)
+        inside = ((k >= self.qmin) & (k <= self.qmax)).to(w.dtype)
+        return k.clamp(self.qmin, self.qmax) * self.step + (w - w.detach()) * inside
+
+    @property
+    def overhead_bits(self) -> int:
+        return 0  # the format (its fraction bits) is fixed by design, nothing stored per tensor
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, fraction_bits={self.fraction_bits}, rounding={self.rounding}"
 
 
 class _GradScale(torch.autograd.Function):
@@ -253,27 +343,35 @@ def weight_quantizers(layers: dict[str, nn.Module], make) -> None:
 # --8<-- [start:MembraneQuantizer]
 class MembraneQuantizer(nn.Module):
     r"""The membrane state on a `bits`-bit grid of step `scale`: $Q(v) = s\,\mathrm{clamp}(r(v / s),
-    -2^{b-1}, 2^{b-1} - 1)$ with $r$ round-half-to-even (`"nearest"`) or floor (`"truncate"`, dropping
-    the low bits of a two's-complement number). A neuron applies it to the leaked potential it keeps
-    between steps (`neurons.lif_reference`). The backward pass is the identity (STE through the
-    rounding and the clamp), so the surrogate gradient still flows through time."""
+    q_{min}, q_{max})$ with $r$ one of `round_to_grid`'s schemes: round-half-to-even (`"nearest"`), floor
+    (`"truncate"`) or stochastic rounding (`"stochastic"`, drawn from a generator seeded with `seed`, so a run
+    is reproducible). The range is $[-2^{b-1}, 2^{b-1} - 1]$, or $\pm(2^{b-1} - 1)$ with `symmetric`. A
+    neuron applies it to the leaked potential it keeps between steps (`neurons.lif_reference`). The backward
+    pass is the identity (STE through rounding and clamp) so the surrogate gradient flows through time;
+    with `saturate_grad=False` it is zero where the clamp saturates, as the clamp in MINT's code gives."""
 
-    def __init__(self, scale: float | Tensor, bits: int, *, rounding: str = "nearest", where: str = "membrane") -> None:
+    def __init__(self, scale: float | Tensor, bits: int, *, rounding: str = "nearest", symmetric: bool = False,
+                 saturate_grad: bool = True, seed: int = 0, where: str = "membrane") -> None:
         super().__init__()
         self.bits = check_bits(bits, where)
-        if rounding not in ("nearest", "truncate"):
-            raise ValueError(f"{where}: rounding must be 'nearest' or 'truncate', got {rounding!r}")
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"{where}: rounding must be one of {', '.join(ROUNDINGS)}, got {rounding!r}")
         s = check_scale(scale, where)
         if s.numel() != 1:
             raise ValueError(f"{where}: a membrane quantizer has one scale per layer, got {s.numel()}")
         self.register_buffer("scale", s.reshape(()).clone())
-        self.rounding, self.where = rounding, where
-        self.qmin, self.qmax = qrange(bits)
+        self.rounding, self.where, self.saturate_grad, self.seed = rounding, where, saturate_grad, seed
+        self.qmin, self.qmax = qrange(bits, symmetric=symmetric)
+        self.generator = torch.Generator().manual_seed(seed) if rounding == "stochastic" else None
 
     def forward(self, v: Tensor) -> Tensor:
-        k = v.detach() / self.scale
-        k = (torch.round(k) if self.rounding == "nearest" else torch.floor(k)).clamp(self.qmin, self.qmax)
-        return (k * self.scale) + (v - v.detach())  # value on the grid, gradient of the identity
+        x = v.detach() / self.scale
+        k = round_to_grid(x, self.rounding, self.generator)
+        passes = 1.0
+        if not self.saturate_grad:  # MINT clamps v/s to the range, then rounds: no gradient where it clamps
+            passes = ((x >= self.qmin) & (x <= self.qmax)).to(v.dtype)
+        k = k.clamp(self.qmin, self.qmax)
+        return (k * self.scale) + (v - v.detach()) * passes  # value on the grid, gradient of the identity
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, scale={self.scale.item():.4g}, rounding={self.rounding}"

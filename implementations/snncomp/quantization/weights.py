@@ -26,12 +26,17 @@ from ..encoding import Encoder
 from ..metrics import weight_layers
 from ..registry import register
 from ..train import Hook, LossTerm, TrainConfig
-from .quantizers import FakeQuantize, LSQQuantizer, check_bits, minmax_scale, weight_quantizers
-from .sharing import ADMMQuantHook, Codebook
+from .quantizers import FakeQuantize, LSQQuantizer, MinMaxFakeQuantize, check_bits, minmax_scale, weight_quantizers
+from .sharing import ADMMQuantHook, Codebook, PowerOfTwoQuantize, project_to_levels
 
-__all__ = ["QAT", "NONE", "uniform_ptq", "uniform_qat", "lsq", "kmeans_sharing", "admm_quantization"]
+__all__ = ["QAT", "LSQ_TRAIN", "LSQ_MOMENTUM", "NONE", "uniform_ptq", "uniform_qat", "lsq", "kmeans_sharing",
+           "admm_quantization"]
 
-QAT = TrainConfig(epochs=2, lr=5e-4)  # default quantization-aware budget on a trained model
+QAT = TrainConfig(epochs=2, lr=5e-4)  # default quantization-aware budget on a trained model (Adam)
+# LSQ's own recipe: SGD with momentum 0.9 and cosine decay, from lr 0.01 (the paper's starting rate when it
+# fine-tunes from a full-precision network); the epoch count is ours
+LSQ_TRAIN = TrainConfig(epochs=2, lr=1e-2)
+LSQ_MOMENTUM = 0.9
 NONE = TrainConfig(epochs=0)
 
 Terms = Sequence[LossTerm]
@@ -80,54 +85,55 @@ def uniform_qat(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 
                 loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
     r"""Quantization-aware training: train through the fake quantizer with the straight-through estimator.
 
-    The min-max steps of the input's weights are fixed, then `train` (default `QAT`) updates the FP32
-    weights behind the quantizer with the STE gradient [@bengio2013estimating]; the steps are
-    recalibrated to the trained weights before `finetune` (default none). The simplification against
-    [@jacob2018quantization]: no activation quantization (spikes are already one bit) and no BatchNorm
-    folding during training.
+    As in [@jacob2018quantization], the weight range is taken from the current weights at every step: a
+    `MinMaxFakeQuantize` recomputes the min-max step $s = \max|w|/q_{max}$ (per output channel or per
+    tensor) from the weights it quantizes at every forward pass, in training and after it, so the deployed
+    grid is the one the last training step used (for the same weights). `train` (default `QAT`) updates the
+    FP32 weights behind the quantizer with the STE gradient [@bengio2013estimating]; `finetune` (default
+    none) trains further the same way. Simplifications against [@jacob2018quantization]: a symmetric range
+    ($\max|w|$, zero point 0) where the paper uses the asymmetric $[\min w, \max w]$ with a zero point, no
+    activation quantization (spikes are already one bit), no BatchNorm folding during training, and Adam.
     """
     net, layers = _start(model, bits, "uniform_qat")
     history: list[dict] = []
-    weight_quantizers(layers, _minmax(bits, per_channel))
+    weight_quantizers(layers, lambda n, w: MinMaxFakeQuantize(w, bits, per_channel=per_channel, where=n))
     run_phase(net, data, encoder, budget(train, QAT, "train"), "qat", history,
               extra_terms=loss_terms, extra_hooks=hooks)
-    with torch.no_grad():
-        for m in layers.values():
-            q = m.parametrizations.weight[-1]
-            q.scale.copy_(minmax_scale(_raw(m), bits, per_channel))
     run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
     return Compressed(net, encoder, history, {"bits": bits, "per_channel": per_channel})
 
 
-def _raw(module: nn.Module) -> torch.Tensor:
-    """The weight before the quantizer: the stored tensor through every parametrization but the last."""
-    plist = module.parametrizations.weight
-    w = plist.original
-    for p in list(plist)[:-1]:
-        w = p(w)
-    return w.detach()
-
-
 @register("lsq", kind="transform", taxonomy="quantization/weights", keys=("esser2020learned",))
 def lsq(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 4, per_channel: bool = False,
+        first_last_bits: int | None = 8, optimizer: str = "sgd", momentum: float = LSQ_MOMENTUM,
         train: TrainConfig | None = None, finetune: TrainConfig | None = None,
         loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
     r"""Learned step size quantization: weights and their quantizer steps trained together [@esser2020learned].
 
     Each layer (or output channel) gets a step $s$, an `nn.Parameter` starting at
-    $2\langle|w|\rangle/\sqrt{Q_P}$ whose gradient is scaled by $1/\sqrt{N_W Q_P}$; `train` (default
-    `QAT`) trains weights and steps through the STE. We quantize weights only, where the paper also
-    quantizes activations; `finetune` (default none) trains further.
+    $2\langle|w|\rangle/\sqrt{Q_P}$ whose gradient is scaled by $g = 1/\sqrt{N_W Q_P}$. As in the paper, the
+    first and the last (readout) layer stay at `first_last_bits` (8; `None` quantizes them at `bits` too),
+    and `train` (default `LSQ_TRAIN`) trains weights and steps with SGD with momentum 0.9 and cosine decay
+    (`optimizer="adam"` is offered for comparison: Adam divides every gradient by its running scale, so it
+    undoes $g$). We quantize weights only, where the paper also quantizes activations, and train for far
+    fewer epochs without the paper's weight decay; `finetune` (default none) trains further.
     """
     net, layers = _start(model, bits, "lsq")
+    names = list(layers)
+    ends = {names[0], names[-1]} if first_last_bits is not None else set()
+    if first_last_bits is not None:
+        check_bits(first_last_bits, "lsq")
+    widths = {n: (first_last_bits if n in ends else bits) for n in names}
+    opts = {"optimizer": optimizer, "momentum": momentum if optimizer == "sgd" else 0.0}
     history: list[dict] = []
-    weight_quantizers(layers, lambda n, w: LSQQuantizer(w, bits, per_channel=per_channel, where=n))
-    run_phase(net, data, encoder, budget(train, QAT, "train"), "lsq", history,
-              extra_terms=loss_terms, extra_hooks=hooks)
+    weight_quantizers(layers, lambda n, w: LSQQuantizer(w, widths[n], per_channel=per_channel, where=n))
+    run_phase(net, data, encoder, budget(train, LSQ_TRAIN, "train"), "lsq", history,
+              extra_terms=loss_terms, extra_hooks=hooks, **opts)
     run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
-              extra_terms=loss_terms, extra_hooks=hooks)
-    return Compressed(net, encoder, history, {"bits": bits, "per_channel": per_channel})
+              extra_terms=loss_terms, extra_hooks=hooks, **opts)
+    return Compressed(net, encoder, history, {"bits": bits, "per_channel": per_channel, "layer_bits": widths,
+                                              "optimizer": optimizer, "momentum": opts["momentum"]})
 
 
 @register("kmeans-sharing", kind="transform", taxonomy="quantization/weights", keys=("han2016deep",))
@@ -155,27 +161,32 @@ def kmeans_sharing(model: nn.Module, data: Split, encoder: Encoder, *, bits: int
 @register("admm-quantization", kind="transform", taxonomy="quantization/weights",
           keys=("leng2018extremely", "deng2021comprehensive"))
 def admm_quantization(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 2, rho: float = 1e-3,
-                      every: int = 10, train: TrainConfig | None = None, finetune: TrainConfig | None = None,
-                      loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
-    r"""ADMM quantization: train towards the nearest scaled low-bit weights, then project [@leng2018extremely].
+                      every: int = 10, max_exponent: int | None = None, train: TrainConfig | None = None,
+                      finetune: TrainConfig | None = None, loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
+    r"""ADMM quantization: train towards zero-or-power-of-two weights, then project [@leng2018extremely].
 
-    During `train` (default `QAT`) the loss carries $\frac{\rho}{2}\|W - Z + U\|^2$ and every `every`
-    steps $Z \leftarrow \Pi(W + U)$, $U \leftarrow U + W - Z$ (`sharing.ADMMQuantHook`), with
-    $\Pi$ the projection on $\{\alpha q: |q| \le 2^{b-1} - 1\}$ per layer; then the weights are
-    projected for good, a `FakeQuantize` with step $\alpha$ is set, and `finetune` (default none)
-    trains through it with the STE. [@deng2021comprehensive] applies the same splitting to SNNs.
+    The constraint set is Leng et al.'s $\mathcal C = \alpha\{0, \pm 2^0, \dots, \pm 2^K\}$ per layer: ternary
+    $\alpha\{0, \pm 1\}$ at 2 bits and, at $b \ge 3$ bits, the largest such set that fits $b$ bits
+    (`sharing.power_of_two_levels`; `max_exponent` picks $K$). During `train` (default `QAT`) the loss carries
+    $\frac{\rho}{2}\|W - Z + U\|^2$ and every `every` steps $Z \leftarrow \Pi_{\mathcal C}(W + U)$,
+    $U \leftarrow U + W - Z$ (`sharing.ADMMQuantHook`); at the end $W$ itself is projected on the same set
+    (a `PowerOfTwoQuantize` with the layer's $\alpha$ keeps it there), and `finetune` (default none) trains
+    through it with the STE. Where we differ: the $W$ step is our optimiser (Adam) on the penalised loss
+    instead of the paper's extragradient step, and the mapping from `bits` to $K$ is ours.
+    [@deng2021comprehensive] applies the same splitting to SNNs.
     """
     net, layers = _start(model, bits, "admm_quantization")
     if bits < 2:
         raise ValueError(f"admm_quantization: bits must be >= 2 (binary weights: binary_weights), got {bits}")
     history: list[dict] = []
-    admm = ADMMQuantHook(layers, bits, rho, every)
+    admm = ADMMQuantHook(layers, bits, rho, every, max_exponent)
     run_phase(net, data, encoder, budget(train, QAT, "train"), "admm", history, loss_terms=[admm.penalty],
               hooks=[admm], extra_terms=loss_terms, extra_hooks=hooks)
-    admm.update_z()
-    with torch.no_grad():
-        alphas = {n: admm.alpha[n].abs().clamp(min=1e-12) for n in layers}
-    weight_quantizers(layers, lambda n, w: FakeQuantize(alphas[n], bits, where=n))
+    with torch.no_grad():  # the final projection of W alone on the same set
+        alphas = {n: project_to_levels(m.weight.detach(), bits, max_exponent=max_exponent)[1].abs().clamp(min=1e-12)
+                  for n, m in layers.items()}
+    weight_quantizers(layers, lambda n, w: PowerOfTwoQuantize(alphas[n], bits, max_exponent=max_exponent, where=n))
     run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
-    return Compressed(net, encoder, history, {"bits": bits, "rho": rho})
+    return Compressed(net, encoder, history, {"bits": bits, "rho": rho, "max_exponent": max_exponent,
+                                              "alpha": {n: float(a) for n, a in alphas.items()}})
