@@ -56,7 +56,7 @@ RUNS = {
                   dict(teacher="conv-ann-1k", readout="spike-count", student_temperature=1.0, spike_weight=0.0)),
     "kd-membrane": ("soft-target-distillation", T_MAIN, dict(teacher="conv-ann-1k", readout="membrane")),
     "kdsnn": ("kdsnn", T_MAIN, dict(teacher="conv-ann-1k", readout="spike-count")),
-    "lasnn": ("lasnn", T_MAIN, dict(teacher="conv-ann-1k", readout="spike-count")),
+    "attention-transfer": ("attention-transfer", T_MAIN, dict(teacher="conv-ann-1k", readout="spike-count")),
     "alone-T2": ("alone", T_SHORT, {}),
     "snn-kd-T4-to-T2": ("spike-distillation", T_SHORT, dict(teacher="conv-direct4", readout="spike-count")),
     "kd-spike-count-teacher4k": ("soft-target-distillation", T_MAIN, dict(teacher="conv-ann", readout="spike-count")),

@@ -90,15 +90,16 @@ for ro in distillation.READOUTS:
 # ## Features, energy, and a spiking teacher
 #
 # KDSNN adds the teacher's last feature map, matched by the student's firing rates through a learned 1x1
-# adapter (dropped after training); LaSNN matches channel-pooled attention maps of every layer. The energy-aware
+# adapter (dropped after training); attention transfer (Zagoruyko and Komodakis) matches channel-pooled,
+# normalised attention maps of every layer. The energy-aware
 # variant adds the student's mean firing rate to the loss. Last, the SNN baseline (T = 4) teaches the student
 # at T = 2, against the same student trained alone at T = 2.
 
 # %%
 rows["KDSNN"] = report(distillation.kdsnn(fresh(), split, enc, teacher=teacher, readout="spike-count",
                                           train=quick).model)
-rows["LaSNN"] = report(distillation.lasnn(fresh(), split, enc, teacher=teacher, readout="spike-count",
-                                          train=quick).model)
+rows["attention transfer"] = report(distillation.attention_transfer(fresh(), split, enc, teacher=teacher,
+                                                                   readout="spike-count", train=quick).model)
 lean = distillation.energy_aware_distillation(fresh(), split, enc, teacher=teacher, readout="spike-count",
                                               student_temperature=1.0, spike_weight=2.0, train=quick)
 rows["energy-aware"] = report(lean.model)

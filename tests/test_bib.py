@@ -92,3 +92,27 @@ def test_non_utf8_file_names_file_and_line(tmp_path):
     with pytest.raises(bib.BibError) as err:
         bib.load(path)
     assert f"{path}:3:" in str(err.value)
+
+
+@pytest.mark.parametrize("text, what", [("", "is empty"), ("  \n\n", "is empty"), ("% a comment only\n", "holds no entry"),
+                                        ("@article{jones2021cut,\n  title = {Cut", "holds no parsable entry")])
+def test_a_file_without_entries_says_so_first(tmp_path, text, what):
+    path = tmp_path / "refs.bib"
+    path.write_text(text, encoding="utf-8")
+    found = bib.problems(path)
+    assert found and found[0].line == 1 and found[0].key is None
+    assert f"no bibliography entries: the file {what}" in found[0].message
+    with pytest.raises(bib.BibError) as err:
+        bib.load(path)
+    assert "no bibliography entries" in str(err.value).splitlines()[1]
+
+
+def test_bibtexparser_log_does_not_reach_the_terminal(tmp_path, capfd):
+    path = tmp_path / "cut.bib"
+    path.write_text("@article{jones2021cut,\n  title = {Cut", encoding="utf-8")
+    found = bib.problems(path)
+    assert any("syntax error" in p.message for p in found)  # the failed block is still reported, by us
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    import logging
+    assert logging.getLogger("bibtexparser").propagate and not logging.getLogger("bibtexparser").handlers

@@ -114,3 +114,20 @@ def test_non_utf8_bibliography_names_file_and_line(capsys, tmp_path, monkeypatch
     monkeypatch.setenv("SNNCOMP_ROOT", str(tmp_path))
     code, _, err = run(capsys, "validate")
     assert code == 2 and f"{tmp_path / 'references.bib'}:{line}: not UTF-8" in err
+
+
+def test_validate_on_an_empty_bibliography_says_so_first(capfd, tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    shutil.copy(root / "taxonomy.yaml", tmp_path / "taxonomy.yaml")
+    shutil.copytree(root / "papers", tmp_path / "papers")
+    (tmp_path / "references.bib").write_text("", encoding="utf-8")
+    monkeypatch.setenv("SNNCOMP_ROOT", str(tmp_path))
+    code = cli.main(["validate"])
+    out, err = capfd.readouterr()  # file descriptors: a log line of bibtexparser would show up here too
+    assert code == 2 and out == ""
+    first = err.strip().splitlines()
+    assert first[0].startswith("snncomp: 1 problem(s)") and "no bibliography entries: the file is empty" in first[1]
+    assert "Parsing" not in err and "card key" not in err

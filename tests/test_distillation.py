@@ -135,7 +135,7 @@ def test_teacher_is_frozen_gets_no_gradient_and_stays_unchanged(tiny):
     assert res.info["pairs"] == {"blocks.1.neuron": "blocks.1.neuron"}
 
 
-@pytest.mark.parametrize("method", ["soft-target-distillation", "kdsnn", "lasnn", "energy-aware-distillation",
+@pytest.mark.parametrize("method", ["soft-target-distillation", "kdsnn", "attention-transfer", "energy-aware-distillation",
                                     "spike-distillation"])
 def test_missing_teacher_is_an_error_before_training(method, tiny):
     from snncomp import registry
@@ -157,7 +157,7 @@ def test_mismatched_classes_and_feature_shapes_name_the_layers(tiny):
         D.kdsnn(student(), tiny, encoding.Direct(2), teacher=ann_teacher(),
                 layers={"blocks.1.neuron": "blocks.0.neuron"}, train=ONE)
     with pytest.raises(KeyError, match="no feature layer 'blocks.7.neuron'"):
-        D.lasnn(student(), tiny, encoding.Direct(2), teacher=ann_teacher(),
+        D.attention_transfer(student(), tiny, encoding.Direct(2), teacher=ann_teacher(),
                 layers={"blocks.1.neuron": "blocks.7.neuron"}, train=ONE)
 
 
@@ -183,3 +183,25 @@ def test_energy_aware_term_lowers_the_firing_rate(tiny):
         return D.spike_rate(rec).item()
 
     assert rate(lean.model) < rate(plain.model)
+
+
+def test_the_attention_loss_is_credited_to_attention_transfer_not_to_lasnn():
+    """The channel-pooled attention loss is Zagoruyko and Komodakis's attention transfer; LaSNN's own
+    method (its attention scheme, its layer-wise stages) is not implemented, so no method carries its name."""
+    from snncomp import registry
+
+    at = registry.get("attention-transfer")
+    assert at.fn is D.attention_transfer and at.keys == ("zagoruyko2017paying",)
+    names = {m.name for m in registry.methods()}
+    assert "lasnn" not in names and not hasattr(D, "lasnn")
+    assert all("hong2023lasnn" not in registry.get(n).keys for n in names)
+    # the map is theirs: sum over channels of squared activations, flattened, unit L2 norm
+    f = torch.rand(2, 3, 4, 4)
+    a = D.attention_map(f)
+    assert torch.allclose(a, torch.nn.functional.normalize(f.pow(2).sum(1).flatten(1), dim=1))
+
+
+def test_attention_transfer_trains_with_every_pair_and_leaves_no_parameters(tiny):
+    res = D.attention_transfer(student(), tiny, encoding.Direct(2), teacher=ann_teacher(), weight=0.0, train=ONE)
+    assert res.info["pairs"] == {"blocks.0.neuron": "blocks.0.neuron", "blocks.1.neuron": "blocks.1.neuron"}
+    assert set(res.model.state_dict()) == set(student().state_dict())

@@ -21,7 +21,7 @@ from .losses import soft_target_loss, readout as read_student, spike_rate
 from .teachers import resolve
 from .terms import FeatureTerm, ResponseTerm, SpikeTerm, Weight, distil, make_adapters, pair_layers, prepare
 
-__all__ = ["soft_targets", "energy_aware_kd", "soft_target_distillation", "kdsnn", "lasnn",
+__all__ = ["soft_targets", "energy_aware_kd", "soft_target_distillation", "kdsnn", "attention_transfer",
            "energy_aware_distillation"]
 
 
@@ -89,7 +89,15 @@ def kdsnn(model: nn.Module, data: Split, encoder: Encoder, *, teacher, layers: S
     1x1 convolution from the student's channels to the teacher's, trained with the student and
     dropped afterwards. The student's scores for $\mathcal{L}_{KD}$ are read from `readout`. `layers`:
     indices into both networks' feature layers (default the last one), or an explicit
-    `{student layer: teacher layer}`; paired maps must share their spatial size."""
+    `{student layer: teacher layer}`; paired maps must share their spatial size.
+
+    Not checked against the paper's method section: we could read only KDSNN's abstract (response- and
+    feature-based distillation in one loss, surrogate gradients) and found no code from its authors. The
+    feature term follows the BKDSNN authors' public re-implementation [@xu2024bkdsnn] (a 1x1 convolution
+    from the student's channels to the teacher's, then a squared distance), with three differences: we
+    average over elements where they sum and divide by the batch (a rescaling of `feature_weight`), our
+    adapter is there even when the channel counts agree (theirs is then left out), and their
+    re-implementation trains the feature term without soft targets."""
     setup = prepare(model, data, encoder, teacher, "kdsnn")
     pairs = pair_layers(model, setup.teacher, layers)
     adapters = make_adapters(model, encoder, setup.teacher, pairs, data.train_x[:2], seed)
@@ -99,19 +107,28 @@ def kdsnn(model: nn.Module, data: Split, encoder: Encoder, *, teacher, layers: S
                   hooks=hooks, adapters=adapters, info={"pairs": pairs})
 
 
-@register("lasnn", kind="transform", taxonomy="distillation/ann-to-snn", keys=("hong2023lasnn",), needs=("teacher",))
-def lasnn(model: nn.Module, data: Split, encoder: Encoder, *, teacher, layers: Sequence[int] | dict[str, str] | None = None,
-          attention_weight: Weight = 1.0, weight: Weight = 1.0, temperature: float = 4.0, readout: str = "mean",
-          train: TrainConfig | None = None, finetune: TrainConfig | None = None,
-          loss_terms: Sequence[LossTerm] = (), hooks: Sequence[Hook] = ()):
-    r"""LaSNN: layer-wise attention-map distillation from an ANN teacher, plus soft targets [@hong2023lasnn].
+@register("attention-transfer", kind="transform", taxonomy="distillation/ann-to-snn", keys=("zagoruyko2017paying",),
+          needs=("teacher",))
+def attention_transfer(model: nn.Module, data: Split, encoder: Encoder, *, teacher,
+                       layers: Sequence[int] | dict[str, str] | None = None, attention_weight: Weight = 1.0,
+                       weight: Weight = 1.0, temperature: float = 4.0, readout: str = "mean",
+                       train: TrainConfig | None = None, finetune: TrainConfig | None = None,
+                       loss_terms: Sequence[LossTerm] = (), hooks: Sequence[Hook] = ()):
+    r"""Attention transfer from an ANN teacher to a spiking student, plus soft targets [@zagoruyko2017paying].
 
     Loss per step: cross-entropy $+$ `weight` $\cdot\,\mathcal{L}_{KD}$ $+$ `attention_weight` $\cdot
-    \sum_l \|a(r^s_l) - a(f^t_l)\|^2$ over every paired feature layer (default all that both have),
-    where $a(\cdot)$ pools a map over channels into a normalised spatial attention map
-    (`losses.attention_map`), so the two networks may differ in width without an adapter. Simplified:
-    all layers are matched from the first step, where the paper distils layer by layer in stages."""
-    setup = prepare(model, data, encoder, teacher, "lasnn")
+    \sum_l \frac1B\sum_b\|a(r^s_{l,b}) - a(f^t_{l,b})\|_2^2$ over every paired feature layer (default all
+    that both have), where $a(\cdot)$ is Zagoruyko and Komodakis's activation-based spatial attention map
+    (`losses.attention_map`: channels pooled as $\sum_c |F_c|^2$, flattened, divided by its L2 norm), so
+    the two networks may differ in width without an adapter. Every pair is matched from the first step
+    (`weight=0` leaves attention transfer alone, as in their paper; the default adds Hinton et al.'s soft
+    targets, a combination they also ran). Adapted, not copied: their networks were two ANNs and
+    their code averages the squared difference over map positions with $\beta/2 = 500$, where we sum
+    over positions with weight 1 and read the student's maps from its firing rates.
+
+    This is the loss our pages once credited to LaSNN [@hong2023lasnn]; LaSNN's own attention scheme and
+    layer-wise schedule could not be read (only its abstract), so no transform carries its name."""
+    setup = prepare(model, data, encoder, teacher, "attention_transfer")
     pairs = pair_layers(model, setup.teacher, layers)
     make_adapters(model, encoder, setup.teacher, pairs, data.train_x[:2])  # checks the spatial sizes
     terms = [ResponseTerm(setup.teacher, weight, temperature, None, readout),

@@ -10,8 +10,8 @@ r"""The distillation losses as pure functions of tensors, and what a spiking stu
   heterogeneous-temperature variant [@lee2021energyefficient];
 * `feature_loss`: the mean squared distance between a teacher's feature map and the student's firing
   rates mapped through a learned adapter (KDSNN [@xu2023constructing], after FitNets [@romero2015fitnets]);
-* `attention_map` / `attention_loss`: the channel-pooled, normalised spatial attention that LaSNN
-  [@hong2023lasnn] matches layer by layer, which needs no adapter because it has no channel axis;
+* `attention_map` / `attention_loss`: the channel-pooled, normalised spatial attention map of attention
+  transfer [@zagoruyko2017paying], which needs no adapter because it has no channel axis;
 * `readout`: the student's class scores read from time-averaged logits, spike counts of an output
   layer of LIF neurons, or the final potential of a leaky, non-firing output layer.
 """

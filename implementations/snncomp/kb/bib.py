@@ -12,7 +12,10 @@ Citations anywhere in the project (pages, cards, docstrings) are written `[@key]
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,11 +109,33 @@ def _read(path: Path) -> tuple[str, Problem | None]:
                            f"not UTF-8: byte 0x{data[exc.start]:02x} at column {column}; save the file as UTF-8")
 
 
+@contextmanager
+def _quiet_parser() -> Iterator[list[logging.LogRecord]]:
+    """While active, bibtexparser's log records (it logs every failed block) are collected instead of
+    reaching the terminal: every failed block becomes a `Problem`, reported in our own words."""
+    log = logging.getLogger("bibtexparser")
+    records: list[logging.LogRecord] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler, propagate = _Collect(), log.propagate
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        yield records
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
+
+
 def _parse(path: Path) -> tuple[Library | None, list[Problem]]:
     text, bad = _read(path)
     if bad:
         return None, [bad]
-    return bibtexparser.parse_string(text, append_middleware=_middlewares()), []
+    with _quiet_parser():
+        return bibtexparser.parse_string(text, append_middleware=_middlewares()), []
 
 
 def _blank(value: object) -> bool:
@@ -167,7 +192,12 @@ def _problems(lib: Library, path: str) -> list[Problem]:
             out.append(Problem(path, b.start_line + 1, None, f"cannot parse block ({type(b).__name__})"))
     for e in lib.entries:
         out.extend(_entry_problems(e, path))
-    return sorted(out, key=lambda p: p.line)
+    out.sort(key=lambda p: p.line)
+    if not lib.entries:  # said first: every other problem (and every card's key) follows from it
+        what = "is empty" if not lib.blocks else "holds no parsable entry" if lib.failed_blocks else "holds no entry"
+        out.insert(0, Problem(path, 1, None, f"no bibliography entries: the file {what} (expected @article{{...}}, "
+                                             "@inproceedings{...} and the like)"))
+    return out
 
 
 def problems(path: str | Path) -> list[Problem]:
