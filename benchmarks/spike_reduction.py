@@ -13,8 +13,9 @@ For each seed (`--quick`: seed 0) it writes `benchmarks/results/spike_reduction.
 * **exit** (`conv-rate16` on rate-coded MNIST-5k, `conv-events` on the synthetic N-MNIST-like frames):
   SEENN-I early exit at several confidence thresholds: average steps, accuracy at the exit and at full
   T, spikes and synaptic operations in the steps used. No training.
-* **exit_calibrated**: the same on each half of the test images (even and odd positions), so that a
-  threshold picked on one half (the fewest steps within 0.5 points) is judged on the other.
+* **exit_calibrated**: the same on the validation images each baseline was trained without
+  (`baselines.split(name).validation()`) and on the test images, so that the threshold picked on
+  validation (the fewest steps within 0.5 points) is judged on test.
 * **ttfs**: from the `conv-direct4` weights, `FT_CODE` of training with time-to-first-spike input
   (`Latency(8)`, at most one spike per neuron), and the same budget with rate-coded input (`Rate(8)`):
   accuracy, spikes per sample, the largest spike count of any neuron.
@@ -135,17 +136,17 @@ def most_spikes(model, encoder, x, generator=None, batch: int = 250) -> int:
 
 
 def early_exit_calibrated(seed: int, models: tuple[str, ...] = tuple(EXIT_MODELS)) -> dict:
-    """Early exit with the threshold chosen on held-out images: the test images split into two halves (even
-    and odd positions), every threshold measured on each half, so the threshold picked on one half can be
-    judged on the other (`tables`: `exit_calibrated_table`)."""
+    """Early exit with the threshold chosen on validation images: every threshold measured on the validation
+    part the baseline was trained without (`baselines.split(name).validation()`) and on the test images, so
+    the threshold picked on validation can be judged on test (`tables`: `exit_calibrated_table`)."""
     out = {}
     for name in models:
-        split = EXIT_MODELS[name]()
+        split = baselines.split(name)
         model, enc = baselines.trained(name, seed)
         out[name] = {}
-        for half, rows in (("even", slice(0, None, 2)), ("odd", slice(1, None, 2))):
-            reports = sr.early_exit_reports(model, split.test_x[rows], split.test_y[rows], enc, THRESHOLDS)
-            out[name][half] = {f"{th:g}": dict(r.__dict__) for th, r in zip(THRESHOLDS, reports)}
+        for part, s in (("val", split.validation()), ("test", split)):
+            reports = sr.early_exit_reports(model, s.test_x, s.test_y, enc, THRESHOLDS)
+            out[name][part] = {f"{th:g}": dict(r.__dict__) for th, r in zip(THRESHOLDS, reports)}
     print(f"  seed {seed} calibrated exit measured", flush=True)
     return out
 
@@ -280,9 +281,9 @@ def tables(result: dict) -> dict:
     if "exit_calibrated" in result:
         rows = []
         runs = result["exit_calibrated"]["runs"]
-        for model in runs[0]:  # each seed, each way round: pick on one half, judge on the other
-            picked = [(pick_threshold(r[model][a]), r[model][b][pick_threshold(r[model][a])])
-                      for r in runs for a, b in (("even", "odd"), ("odd", "even"))]
+        for model in runs[0]:  # each seed: pick on the validation images, judge on the test images
+            picked = [(pick_threshold(r[model]["val"]), r[model]["test"][pick_threshold(r[model]["val"])])
+                      for r in runs]
             steps = [g["average_steps"] for _, g in picked]
             drops = [100 * (g["accuracy_full"] - g["accuracy"]) for _, g in picked]
             T = picked[0][1]["T"]

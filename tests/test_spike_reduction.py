@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from snncomp import baselines, data, encoding, metrics, models, spikes
+from snncomp import data, encoding, metrics, models, spikes
 from snncomp import spike_reduction as sr
 from snncomp.train import Step, TrainConfig, fit
 
@@ -92,15 +92,21 @@ def test_training_with_a_regulariser_fires_less(tiny):
         0.5 * metrics.measure(plain, tiny.test_x, enc).spikes_per_sample
 
 
-def test_target_rate_pushes_only_layers_above_target(tiny):
+def test_target_rate_pushes_only_samples_above_the_bound(tiny):
+    """stork's UpperBoundL2 on the population rate: a squared hinge per sample, averaged over the batch."""
     net = models.conv_snn((1, 8, 8), channels=(4, 8), seed=0)
     step = _step(net, encoding.Rate(4)(tiny.train_x[:16], torch.Generator().manual_seed(0)))
-    rates = sr.layer_rates(step)
-    high = {k: float(v.detach()) + 0.1 for k, v in rates.items()}
+    per_sample = {k: v[0].detach().transpose(0, 1).flatten(1).mean(1) for k, v in step.spikes.items()}  # [B]
+    high = {k: float(v.max()) + 0.01 for k, v in per_sample.items()}
     assert sr.target_firing_rate(step, target=high).item() == 0.0
-    first = next(iter(rates))
-    value = sr.target_firing_rate(step, target={first: 0.0}).item()
-    assert value == pytest.approx(float(rates[first].detach()) ** 2)
+    first = next(iter(per_sample))
+    r = per_sample[first]
+    assert sr.target_firing_rate(step, target={first: 0.0}).item() == pytest.approx(float((r**2).mean()), rel=1e-5)
+    bound = float(r.median())  # only the samples above the bound count, each by its own excess
+    want = float((torch.clamp(r - bound, min=0) ** 2).mean())
+    assert want > 0 and sr.target_firing_rate(step, target={first: bound}).item() == pytest.approx(want, rel=1e-5)
+    # not the hinge of the batch mean: that would differ whenever some samples are below the bound
+    assert want != pytest.approx(max(float(r.mean()) - bound, 0.0) ** 2, rel=1e-3)
 
 
 def test_bad_target_rates_are_named_errors(tiny):
@@ -146,22 +152,23 @@ def test_synop_loss_on_hand_worked_layers():
 
 
 @pytest.mark.parametrize("enc", [encoding.Rate(4), encoding.Direct(4)], ids=["rate", "direct"])
-def test_synop_loss_equals_the_metric_on_the_baseline(enc):
-    model, _ = baselines.trained("conv-direct4", seed=0)
-    x = data.mnist5k().test_x[:40]
+def test_synop_loss_equals_the_metric_on_a_seeded_network(enc, tiny):
+    # counting needs no training: a seeded untrained network (low threshold, so every layer gets spikes)
+    model = models.conv_snn((1, 8, 8), channels=(4, 8), threshold=0.3, seed=0)
+    x = tiny.test_x[:40]
     report = metrics.measure(model, x, enc, batch_size=40)  # one batch: codes drawn from seed 1234
     model.eval()
     inputs = enc(x, torch.Generator().manual_seed(1234))
     with torch.no_grad():
         step = _step(model, inputs)
         count = sr.count_synops(model, step.synaptic_inputs, x.shape[0])
-    assert count.acs.item() == report.effective_acs
-    assert count.macs.item() == report.effective_macs
+    assert count.acs.item() == pytest.approx(report.effective_acs, rel=1e-9)
+    assert count.macs.item() == pytest.approx(report.effective_macs, rel=1e-9)
     assert sr.synops_count(step).item() == pytest.approx(report.effective_acs + report.effective_macs, rel=1e-6)
     assert sr.synops_count(step).item() > 0
     # a Step built without recorded inputs re-runs the model and gives the same count
     bare = Step(model, inputs, step.targets, step.logits, step.spikes, 0, 0)
-    assert sr.synops_count(bare).item() == sr.synops_count(step).item()
+    assert sr.synops_count(bare).item() == pytest.approx(sr.synops_count(step).item(), rel=1e-6)
 
 
 # ----------------------------------------------------------------------------- early exit
@@ -173,12 +180,26 @@ def rate_net():
     return models.conv_snn((1, 8, 8), channels=(4, 8), seed=0).eval()
 
 
-def test_prefix_answers_equal_shorter_runs(rate_net, tiny):
+def test_prefix_is_the_running_sum_and_matches_shorter_runs(rate_net, tiny):
     x = encoding.Rate(6)(tiny.test_x[:8], torch.Generator().manual_seed(0))
     with torch.no_grad():
         prefix = sr.prefix_logits(rate_net, x)
+        per_step = sr.step_logits(rate_net, x)
         for t in range(1, 7):
-            assert torch.allclose(prefix[t - 1], rate_net(x[:t]), atol=1e-6)
+            assert torch.allclose(prefix[t - 1], per_step[:t].sum(0), atol=1e-5)  # SEENN's partial_logits
+            assert torch.allclose(prefix[t - 1], t * rate_net(x[:t]), atol=1e-5)  # t times the t-step answer
+
+
+def test_exit_confidence_is_the_softmax_of_the_running_sum():
+    """SEENN's test_snn.py: softmax of the summed readout, strictly above the threshold; the mean would
+    make the softmax t times flatter and exit later."""
+    per_step = torch.tensor([[[1.0, 0.0]], [[1.0, 0.0]], [[1.0, 0.0]]])  # [T=3, B=1, 2], the same every step
+    prefix = per_step.cumsum(0)
+    conf = torch.softmax(prefix, -1).amax(-1)[:, 0]  # 0.731, 0.881, 0.953
+    steps, chosen = sr.exit_steps(prefix, 0.85)
+    assert steps.tolist() == [2] and torch.equal(chosen, prefix[1])
+    assert conf[1] > 0.85 > torch.softmax(per_step.cumsum(0) / 2, -1).amax(-1)[1, 0]  # the mean would not exit at 2
+    assert sr.exit_steps(prefix, float(conf[1]))[0].tolist() == [3]  # strictly above
 
 
 @pytest.mark.parametrize("threshold", [0.3, 0.6, 0.9, 0.99, 1.0])
@@ -192,22 +213,63 @@ def test_early_exit_never_exceeds_T_and_threshold_one_is_full_T(threshold, rate_
         assert steps.min() >= 1 and steps.max() <= enc.T
         if threshold == 1.0:
             assert (steps == enc.T).all()
-            assert torch.allclose(out, rate_net(x), atol=1e-6)
+            assert torch.allclose(out, enc.T * rate_net(x), atol=1e-5)  # the summed readout
     report = sr.early_exit_report(rate_net, tiny.test_x, tiny.test_y, enc, threshold)
     assert 1 <= report.average_steps <= enc.T and sum(report.steps_histogram) == 64
     assert report.spikes_per_sample <= report.spikes_full and report.synops_per_sample <= report.synops_full
     if threshold == 1.0:
         assert report.average_steps == enc.T and report.accuracy == report.accuracy_full
-        assert report.spikes_per_sample == report.spikes_full
+        assert report.spikes_per_sample == pytest.approx(report.spikes_full, rel=1e-12)
+        assert report.neuron_updates_per_sample == pytest.approx(report.neuron_updates_full, rel=1e-12)
+    else:
+        assert report.neuron_updates_per_sample == pytest.approx(
+            report.neuron_updates_full * report.average_steps / enc.T, rel=1e-9)
 
 
 def test_early_exit_full_run_counts_match_the_metric(rate_net, tiny):
     enc = encoding.Rate(6)
     report = sr.early_exit_report(rate_net, tiny.test_x, tiny.test_y, enc, 1.0)
     m = metrics.measure(rate_net, tiny.test_x, enc, tiny.test_y)
-    assert report.spikes_full == m.spikes_per_sample
-    assert report.synops_full == pytest.approx(m.effective_acs + m.effective_macs, rel=1e-12)
-    assert report.accuracy_full == m.accuracy
+    assert report.spikes_full == pytest.approx(m.spikes_per_sample, rel=1e-9)
+    assert report.synops_full == pytest.approx(m.effective_acs + m.effective_macs, rel=1e-9)
+    assert report.neuron_updates_full == pytest.approx(m.neuron_updates, rel=1e-9)
+    assert report.accuracy_full == pytest.approx(m.accuracy, abs=1e-12)
+
+
+def test_calibration_uses_validation_images_only(rate_net, tiny):
+    enc = encoding.Rate(6)
+    with pytest.raises(ValueError, match="no validation part"):
+        sr.calibrate_threshold(rate_net, tiny, enc, (0.5, 0.9))
+    split = tiny.with_validation(0.25, seed=0)
+    poisoned = data.Split(split.train_x, split.train_y, torch.full_like(split.test_x, float("nan")), split.test_y,
+                          split.name, split.val_x, split.val_y)  # test images unusable: they must not be read
+    cal = sr.calibrate_threshold(rate_net, poisoned, enc, (0.5, 0.9, 1.0), max_drop=0.5)
+    assert all(sum(r.steps_histogram) == len(split.val_y) for r in cal.reports)
+    want = sr.early_exit_reports(rate_net, split.val_x, split.val_y, enc, (0.5, 0.9, 1.0))
+    assert [r.average_steps for r in cal.reports] == pytest.approx([r.average_steps for r in want])
+    ok = [r for r in want if 100 * (r.accuracy_full - r.accuracy) <= 0.5]
+    assert cal.threshold == min(ok, key=lambda r: r.average_steps).threshold
+    res = sr.confidence_early_exit(rate_net, split, enc, threshold=None, thresholds=(0.5, 0.9, 1.0))
+    assert res.info["threshold"] == cal.threshold and res.model.threshold == cal.threshold
+
+
+def test_tet_loss_is_the_mean_per_step_cross_entropy_plus_mse(tiny):
+    net = models.conv_snn((1, 8, 8), channels=(4, 8), seed=0)
+    x = encoding.Rate(4)(tiny.train_x[:16], torch.Generator().manual_seed(0))
+    y = tiny.train_y[:16]
+    step = _step(net, x, y)
+    per_step = sr.step_logits(net, x)
+    ce = sum(torch.nn.functional.cross_entropy(per_step[t], y) for t in range(4)) / 4
+    mse = ((per_step - 1.0) ** 2).mean()
+    assert sr.tet_loss(step).item() == pytest.approx((1 - 1e-3) * ce.item() + 1e-3 * mse.item(), rel=1e-5)
+    assert sr.tet_loss(step, lamb=0.0).item() == pytest.approx(ce.item(), rel=1e-5)
+    # the mean per-step loss differs from the loss of the mean readout
+    assert ce.item() != pytest.approx(torch.nn.functional.cross_entropy(per_step.mean(0), y).item(), rel=1e-3)
+    with pytest.raises(ValueError, match="lamb must lie in"):
+        sr.tet_loss(step, lamb=2.0)
+    res = sr.confidence_early_exit(net, tiny, encoding.Rate(4), tet=True,
+                                   train=TrainConfig(epochs=1, progress=False))
+    assert res.history and res.history[0]["phase"] == "train"
 
 
 @pytest.mark.parametrize("bad", [0.0, -0.2, 1.01, 2, True, "0.9"])
@@ -399,22 +461,55 @@ def test_learnable_threshold_trains_and_keeps_floor(tiny):
     neuron = res.model.blocks[0].neuron
     assert isinstance(neuron.parametrizations.threshold.original, nn.Parameter)
     assert (neuron.threshold >= 0.5).all() and (neuron.tau >= 1).all()
+    # DIET-SNN: one threshold and one leak per layer, reset by subtraction
+    for m in (b.neuron for b in res.model.blocks):
+        assert m.reset == "soft"
+        assert torch.allclose(m.threshold, m.threshold[0].expand_as(m.threshold))
+        assert torch.allclose(m.tau, m.tau[0].expand_as(m.tau))
+    assert net.blocks[0].neuron.reset == "hard"  # input untouched
+    per_channel = sr.learnable_threshold(net, tiny, encoding.Rate(4), per_layer=False, reset=None,
+                                         train=TrainConfig(epochs=1, lr=5e-2, progress=False),
+                                         loss_terms=[sr.weighted(sr.spike_rate_l1, 5.0)]).model.blocks[0].neuron
+    assert per_channel.reset == "hard" and per_channel.threshold.unique().numel() > 1
     assert res.info["threshold_after"] != res.info["threshold_before"]
     assert isinstance(net.blocks[0].neuron.threshold, torch.Tensor) and not isinstance(
         net.blocks[0].neuron.threshold, nn.Parameter)  # input untouched
 
 
-def test_temporal_attention_drops_low_scored_steps_and_keeps_spikes():
-    ta = sr.TemporalAttention(4, reduction=2, d_th=0.5).eval()
+def test_temporal_attention_scales_alike_in_training_and_eval_and_drops_low_steps():
+    ta = sr.TemporalAttention(4, reduction=2, d_th=0.5)
     with torch.no_grad():
-        ta.excite[2].bias.copy_(torch.tensor([5.0, -5.0, 5.0, -5.0]))
+        ta.excite[2].bias.copy_(torch.tensor([5.0, -5.0, 2.0, -5.0]))
         ta.excite[2].weight.zero_()
-    x = (torch.rand(4, 3, 2, 5, 5, generator=torch.Generator().manual_seed(0)) < 0.5).float()
-    out = ta(x)
-    assert torch.equal(out[0], x[0]) and torch.equal(out[2], x[2])
+    x = torch.randn(4, 3, 2, 5, 5, generator=torch.Generator().manual_seed(0))
+    d = torch.sigmoid(torch.tensor([5.0, -5.0, 2.0, -5.0]))
+    trained = ta.train()(x)
+    assert torch.allclose(trained, x * d.view(4, 1, 1, 1, 1), atol=1e-6)  # U'[t] = d_t U[t]
+    out = ta.eval()(x)
+    # a kept step has the scale it had in training (not 1/d_t times larger); a dropped one has no current
+    assert torch.allclose(out[0], trained[0], atol=1e-6) and torch.allclose(out[2], trained[2], atol=1e-6)
     assert out[1].abs().sum() == 0 and out[3].abs().sum() == 0
+    ta.d_th = 0.0  # no pruning: eval equals training exactly
+    assert torch.allclose(ta(x), trained, atol=1e-6)
     with pytest.raises(ValueError, match="built for T=4"):
         ta(x[:3])
+
+
+def test_temporal_attention_sits_on_the_current_after_batch_norm(tiny):
+    net = models.conv_snn((1, 8, 8), channels=(4, 8), seed=0)
+    res = sr.temporal_wise_attention(net, tiny, encoding.Rate(4), d_th=0.0,
+                                     train=TrainConfig(epochs=1, progress=False))
+    block = res.model.blocks[0]
+    assert isinstance(block.neuron.attention, sr.TemporalAttention)
+    seen = {}
+    block.bn.register_forward_hook(lambda m, i, o: seen.setdefault("bn", o))
+    block.neuron.attention.register_forward_hook(lambda m, i, o: seen.update(att_in=i[0], att_out=o))
+    block.neuron.neuron.register_forward_hook(lambda m, i, o: seen.setdefault("neuron_in", i[0]))
+    res.model.eval()
+    with torch.no_grad():
+        res.model(encoding.Rate(4)(tiny.test_x[:8], torch.Generator().manual_seed(0)))
+    assert torch.allclose(seen["att_in"].flatten(0, 1), seen["bn"])  # the attention scores conv -> BN output
+    assert torch.equal(seen["neuron_in"], seen["att_out"])  # and the neuron integrates the scaled current
 
 
 def test_contract_inputs_are_left_untouched(tiny):

@@ -9,8 +9,10 @@ by `weighted`):
 * `spike-rate-l2`: the mean over neurons of the squared per-neuron rate, an L2 activity penalty in the
   spirit of [@neil2016learning]; $R_2 = \frac{1}{B\,N}\sum_{b,n} \big(\frac{1}{T}\sum_t s_{b,t,n}\big)^2$,
   which bears on the busiest neurons hardest.
-* `target-firing-rate`: a target rate per layer, $\sum_l \max(0, r_l - r^*_l)^2$ with $r_l$ the layer's
-  mean rate in the batch: no pressure below the target.
+* `target-firing-rate`: an upper bound on each layer's population rate, in the form of the `UpperBoundL2`
+  activity regulariser of the Zenke lab's `stork` library used with [@zenke2021remarkable]:
+  $\sum_l \frac1B\sum_b \max(0, r_{l,b} - r^*_l)^2$ with $r_{l,b}$ sample $b$'s mean rate in layer $l$;
+  no pressure below the bound.
 * `synops-loss`: the energy objective of [@sorbaro2020optimizing], the squared relative distance of the
   effective synaptic operations per sample $S$ to a target $S_0$, $((S - S_0)/S_0)^2$. $S = \sum_i x_i f_i$
   with fan-out $f_i$ (`synops_count`, see `spike_reduction.synops`) equals `metrics.measure`'s
@@ -23,10 +25,11 @@ spikes. The synop loss pushes down while $S > S_0$ and stops at the target.
 
 **Transforms** (the `snncomp.compress` contract):
 
-* `learnable-threshold`: every LIF's threshold and leak become trainable per channel, as in DIET-SNN
-  [@rathi2023dietsnn].
+* `learnable-threshold`: every LIF's threshold and leak become trainable, one per layer, and the reset
+  becomes a subtraction, as in DIET-SNN [@rathi2023dietsnn] (the leak through $\tau \ge 1$: see the docstring).
 * `temporal-wise-attention`: TA-SNN [@yao2021temporalwise], a squeeze-and-excitation score per time
-  step in front of every block; at inference, steps scored below `d_th` are dropped.
+  step that multiplies every block's current (after conv -> batch norm, before the neuron), in training
+  and at inference as in the authors' code; with `d_th`, steps scored below it get no current at inference.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from ..train import Hook, LossTerm, Step, TrainConfig, evaluate
 from .synops import count_synops
 
 __all__ = ["spike_rate_l1", "spike_rate_l2", "target_firing_rate", "synops_loss", "synops_count", "weighted", "layer_rates",
-           "learnable_threshold", "AtLeast", "TemporalAttention", "temporal_wise_attention", "FINETUNE"]
+           "learnable_threshold", "AtLeast", "SharedAtLeast", "TemporalAttention", "temporal_wise_attention", "FINETUNE"]
 
 FINETUNE = TrainConfig(epochs=2, lr=1e-3)  # default training of the rate-side transforms on a trained model
 
@@ -96,14 +99,23 @@ def spike_rate_l2(step: Step) -> Tensor:
     return total / count
 
 
-@register("target-firing-rate", kind="objective", taxonomy="spike-reduction/rate", keys=("deng2021comprehensive",))
+@register("target-firing-rate", kind="objective", taxonomy="spike-reduction/rate", keys=("zenke2021remarkable",))
 def target_firing_rate(step: Step, target: float | dict[str, float] = 0.02) -> Tensor:
-    r"""Penalty on layers firing above a target rate, $\sum_l \max(0, r_l - r^*_l)^2$.
+    r"""Upper bound on each layer's population firing rate, squared hinge per sample:
+    $\sum_l \frac1B\sum_b \max(0, r_{l,b} - r^*_l)^2$ [@zenke2021remarkable].
 
-    `target` is one rate for every spiking layer or `{layer name: rate}` (a layer left out has no
-    target); rates are spikes per neuron per step, in $[0, 1]$. A negative target is an error that
-    names the layer."""
-    rates = layer_rates(step)
+    $r_{l,b}$ is sample $b$'s mean rate over the neurons and steps of layer $l$. This is the form of
+    `UpperBoundL2` with a population average in `stork`, the Zenke lab's library (we read its code; of
+    the paper we read the abstract and record, which name activity regularisation but not this
+    equation); we count rates (spikes per neuron per step) where `stork` counts spikes per neuron over
+    the trial, a factor $T$ in the bound. `target` is one rate for every spiking layer or
+    `{layer name: rate}` (a layer left out has no bound); a rate outside $[0, 1]$ is an error that names
+    the layer."""
+    pairs = _spikes(step, "target-firing-rate")
+    per_sample: dict[str, list[Tensor]] = {}
+    for name, s in pairs:
+        per_sample.setdefault(name, []).append(s.transpose(0, 1).flatten(1).mean(1))  # [B]
+    rates = {k: torch.stack(v).mean(0) for k, v in per_sample.items()}  # layer -> [B]
     targets = {k: target for k in rates} if not isinstance(target, dict) else dict(target)
     unknown = [k for k in targets if k not in rates]
     if unknown:
@@ -112,7 +124,9 @@ def target_firing_rate(step: Step, target: float | dict[str, float] = 0.02) -> T
         if not 0.0 <= float(v) <= 1.0:
             raise ValueError(f"target-firing-rate: target rate for layer {k!r} must lie in [0, 1] "
                              f"(spikes per neuron per step), got {v!r}")
-    terms = [torch.clamp(rates[k] - float(v), min=0.0) ** 2 for k, v in targets.items()]
+    # --8<-- [start:target_rate]
+    terms = [(torch.clamp(rates[k] - float(v), min=0.0) ** 2).mean() for k, v in targets.items()]
+    # --8<-- [end:target_rate]
     return torch.stack(terms).sum() if terms else step.logits.sum() * 0.0
 
 
@@ -177,36 +191,60 @@ class AtLeast(nn.Module):
         return torch.clamp(x, min=self.floor)
 
 
-def _make_trainable(module: nn.Module, name: str, floor: float) -> None:
+class SharedAtLeast(nn.Module):
+    """Parametrization tying a per-channel tensor to one value per layer (the mean of the stored
+    entries, which stay equal under training since each gets the same gradient), kept at or above
+    `floor`: DIET-SNN's one threshold and one leak per layer on neurons that store them per channel."""
+
+    def __init__(self, floor: float) -> None:
+        super().__init__()
+        self.floor = float(floor)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.clamp(x.mean(), min=self.floor).expand_as(x)
+
+
+def _make_trainable(module: nn.Module, name: str, floor: float, per_layer: bool) -> None:
     value = getattr(module, name).detach().clone()
+    if per_layer:
+        value = torch.full_like(value, float(value.mean()))
     delattr(module, name)  # a buffer
     module.register_parameter(name, nn.Parameter(value))
-    parametrize.register_parametrization(module, name, AtLeast(floor))
+    parametrize.register_parametrization(module, name, SharedAtLeast(floor) if per_layer else AtLeast(floor))
 
 
 @register("learnable-threshold", kind="transform", taxonomy="spike-reduction/rate", keys=("rathi2023dietsnn",))
 def learnable_threshold(model: nn.Module, data: Split, encoder: Encoder, *, leak: bool = True,
-                        min_threshold: float = 0.05, train: TrainConfig | None = None,
-                        finetune: TrainConfig | None = None, loss_terms: Sequence[LossTerm] = (),
-                        hooks: Sequence[Hook] = ()) -> Compressed:
-    r"""Threshold (and leak) optimisation: every LIF's threshold $\theta$ and, with `leak`, its time
-    constant become trainable, per channel, and are trained with the weights [@rathi2023dietsnn].
+                        per_layer: bool = True, reset: str | None = "soft", min_threshold: float = 0.05,
+                        train: TrainConfig | None = None, finetune: TrainConfig | None = None,
+                        loss_terms: Sequence[LossTerm] = (), hooks: Sequence[Hook] = ()) -> Compressed:
+    r"""DIET-SNN's threshold and leak optimisation: every LIF's threshold $\theta$ and, with `leak`, its
+    leak become trainable and are trained with the weights [@rathi2023dietsnn].
 
-    DIET-SNN learns one threshold and one leak per layer by backpropagation; ours are per channel (the
-    shape of the baseline's neuron buffers). Both stay on the model as `AtLeast` parametrizations
+    As in DIET-SNN (paper and the authors' code, nitin-rathi/DIET-SNN): one threshold and one leak per
+    layer (`per_layer=True`; `False` gives one per channel), and reset by subtraction (`reset="soft"`
+    switches the LIFs to it; `None` keeps the model's own reset). Where we differ: the leak is trained
+    through the time constant, $\beta = 1 - 1/\tau$ with $\tau \ge 1$ (DIET-SNN trains $\beta$ itself,
+    unbounded); the surrogate gradient is the model's own, taken at $H - \theta$ (DIET-SNN's is linear in
+    $H/\theta - 1$); and we start from a directly trained network where DIET-SNN starts from a converted
+    ANN with thresholds set from its activations. Both stay on the model as parametrizations
     ($\theta \ge$ `min_threshold`, $\tau \ge 1$). A higher learned threshold means fewer spikes; pass a
     spike or synop loss in `loss_terms` to pull in that direction explicitly. `train` (default
     `FINETUNE`) is the phase with trainable thresholds; `finetune` (default none) trains again after it.
     `.info` holds the mean threshold of each layer before and after."""
+    if reset not in (None, "soft", "hard"):
+        raise ValueError(f"learnable-threshold: reset must be 'soft', 'hard' or None, got {reset!r}")
     net = copy.deepcopy(model)
     lifs = {n: m for n, m in net.named_modules() if isinstance(m, LIF)}
     if not lifs:
         raise TypeError(f"learnable-threshold needs LIF neurons; {type(model).__name__} has none")
     before = {n: float(m.threshold.mean()) for n, m in lifs.items()}
     for m in lifs.values():
-        _make_trainable(m, "threshold", min_threshold)
+        _make_trainable(m, "threshold", min_threshold, per_layer)
         if leak:
-            _make_trainable(m, "tau", 1.0)
+            _make_trainable(m, "tau", 1.0, per_layer)
+        if reset is not None:
+            m.reset = reset
     history: list[dict] = []
     run_phase(net, data, encoder, budget(train, FINETUNE, "train"), "train", history, extra_terms=loss_terms,
               extra_hooks=hooks)
@@ -220,13 +258,16 @@ def learnable_threshold(model: nn.Module, data: Split, encoder: Encoder, *, leak
 
 
 class TemporalAttention(nn.Module):
-    r"""Temporal-wise attention in front of a block [@yao2021temporalwise]: squeeze each step's input to
-    its mean, $z_t = \mathrm{mean}(X[t])$ per sample, excite with two linear layers,
-    $d = \sigma(W_2\,\mathrm{ReLU}(W_1 z))$, and scale each step, $X'[t] = d_t X[t]$.
+    r"""Temporal-wise attention on a layer's current [@yao2021temporalwise]: squeeze each step's current to
+    its mean, $z_t = \mathrm{mean}(U[t])$ per sample, excite with two linear layers,
+    $d = \sigma(W_2\,\mathrm{ReLU}(W_1 z))$, and scale each step, $U'[t] = d_t\,U[t]$.
 
-    In eval mode with `d_th > 0`, a step scored below `d_th` is dropped ($X'[t] = 0$, input attention
-    pruning) and the others keep their raw input ($X'[t] = X[t]$), so spike inputs stay spikes; in
-    training every step is scaled."""
+    As in the authors' published code (BICLab/TA-SNN, `module/TA.py` and `module/LIF_Module.py`), the
+    scores multiply the current in training and at inference alike, so the neuron sees the same scale in
+    both modes. With `d_th > 0`, in eval mode a step scored below `d_th` gets no current at all
+    ($U'[t] = 0$, input attention pruning) and a kept step is still scaled by its score; the published
+    code has no pruning step and we could not read the paper's equation for it, so this zeroing rule is
+    ours."""
 
     def __init__(self, T: int, reduction: int = 4, d_th: float = 0.0) -> None:
         super().__init__()
@@ -245,22 +286,25 @@ class TemporalAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         d = self.scores(x)
         shape = (*d.shape, *([1] * (x.dim() - 2)))
+        # --8<-- [start:attention]
         if not self.training and self.d_th > 0:
             keep = (d >= self.d_th).to(x.dtype)
             self.last_kept = keep
-            return x * keep.view(shape)
-        return x * d.view(shape)
+            d = d * keep  # input attention pruning: a dropped step gets no current
+        return x * d.view(shape)  # U'[t] = d_t U[t], in training and at inference
+        # --8<-- [end:attention]
 
 
-class _Attended(nn.Module):
-    """A block with a `TemporalAttention` in front of it."""
+class _AttendedNeuron(nn.Module):
+    """A block's neuron fed through a `TemporalAttention`: the block's current (conv -> batch norm, or the
+    linear layer's output) is scored and scaled before the neuron integrates it, as in TA-SNN."""
 
-    def __init__(self, attention: TemporalAttention, block: nn.Module) -> None:
+    def __init__(self, attention: TemporalAttention, neuron: nn.Module) -> None:
         super().__init__()
-        self.attention, self.block = attention, block
+        self.attention, self.neuron = attention, neuron
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.block(self.attention(x))
+        return self.neuron(self.attention(x))
 
 
 @register("temporal-wise-attention", kind="transform", taxonomy="spike-reduction/rate", keys=("yao2021temporalwise",))
@@ -268,29 +312,34 @@ def temporal_wise_attention(model: nn.Module, data: Split, encoder: Encoder, *, 
                             d_th: float = 0.5, train: TrainConfig | None = None,
                             finetune: TrainConfig | None = None, loss_terms: Sequence[LossTerm] = (),
                             hooks: Sequence[Hook] = ()) -> Compressed:
-    r"""TA-SNN: temporal-wise attention in front of every block, trained with the network; at inference
-    steps scored below `d_th` are dropped [@yao2021temporalwise].
+    r"""TA-SNN: temporal-wise attention on every block's current, trained with the network; at inference
+    steps scored below `d_th` get no current [@yao2021temporalwise].
 
-    The model must keep its blocks in `.blocks` (the baselines' `ConvNet` and `MLP`). The paper puts
-    the attention on each layer's input and, for input attention pruning, drops the frames whose score
-    falls below $d_{th}$ at inference; we do both, with the squeeze taken as the mean over all features
-    of a step. `train` (default `FINETUNE`) trains the attended network; `finetune` (default none)
-    trains again. `.info` has the test accuracy with and without dropping and the fraction of
-    (step, sample) inputs kept per block."""
-    if not hasattr(model, "blocks"):
-        raise TypeError(f"temporal-wise-attention needs a model with .blocks; {type(model).__name__} has none")
+    The model must keep its blocks in `.blocks`, each with a `.neuron` (the baselines' `ConvNet` and `MLP`).
+    Following the authors' code, the attention sits between the block's conv -> batch norm (or linear)
+    output and its spiking neuron, squeezes each step to the mean over all its features, and multiplies
+    the current by the score in training and at inference. Input attention pruning (`d_th > 0`) zeroes
+    the current of the steps scored below `d_th` in eval mode; kept steps keep their score (our rule: the
+    published code has no pruning step and we could not read the paper's equation). `train` (default
+    `FINETUNE`) trains the attended network; `finetune` (default none) trains again. `.info` has the
+    test accuracy with and without dropping and the fraction of (step, sample) currents kept per block
+    in the last batch."""
+    if not hasattr(model, "blocks") or not all(hasattr(b, "neuron") for b in model.blocks):
+        raise TypeError(f"temporal-wise-attention needs a model with .blocks that have a .neuron; "
+                        f"{type(model).__name__} has none")
     if not 0.0 <= d_th < 1.0:
         raise ValueError(f"temporal-wise-attention: d_th must lie in [0, 1), got {d_th!r}")
     net = copy.deepcopy(model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # the attention layers' initial weights, the same on every run
-        net.blocks = nn.ModuleList(_Attended(TemporalAttention(encoder.T, reduction, d_th), b) for b in net.blocks)
+        for b in net.blocks:
+            b.neuron = _AttendedNeuron(TemporalAttention(encoder.T, reduction, d_th), b.neuron)
     history: list[dict] = []
     run_phase(net, data, encoder, budget(train, FINETUNE, "train"), "train", history, extra_terms=loss_terms,
               extra_hooks=hooks)
     run_phase(net, data, encoder, budget(finetune, TrainConfig(epochs=0), "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
-    attn = [b.attention for b in net.blocks]
+    attn = [b.neuron.attention for b in net.blocks]
     for a in attn:
         a.d_th = 0.0
     acc_soft = evaluate(net, data.test_x, data.test_y, encoder)

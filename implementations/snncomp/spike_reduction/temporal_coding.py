@@ -229,6 +229,8 @@ class FirstSpikeIF(SpikingNeuron):
     """Non-leaky integrate-and-fire neuron that fires at most once, trained by S4NN's rule
     (`_FirstCrossing`); `readout=True` for the output layer, whose silent neurons still get an error."""
 
+    leaky = False
+
     def __init__(self, threshold: float = 100.0, readout: bool = False) -> None:
         super().__init__()
         if not threshold > 0:
