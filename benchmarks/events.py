@@ -14,7 +14,7 @@ training samples (default all 4000) and all 1000 test samples. Per seed:
   (`pruning.timestep_reduction`, `STAGE` per stage): T_max / 4; and, as the control, the T = 8 baseline
   trained for the same two stages at T = 8, so that the epochs the stages add are not read as a gain of
   fewer steps;
-* energy per sample of four models under every chip profile of `snncomp.chips`: the T = 8 event baseline, its
+* energy per sample of four models under the 45 nm model and every chip profile of `snncomp.energy`: the T = 8 event baseline, its
   T = 2 reduction, the cached direct-input baseline `conv-direct4` (MNIST-5k test set) and that baseline after
   90 % one-shot magnitude pruning with 1 epoch of fine-tuning; the ranking under each profile, and whether
   it differs from the ranking under the 45 nm model.
@@ -36,7 +36,7 @@ from pathlib import Path
 import record
 import torch
 
-from snncomp import baselines, chips, data, events, metrics, pruning, train
+from snncomp import baselines, data, energy, events, metrics, pruning, train
 
 OUT = Path(__file__).resolve().parent / "results" / "events.json"
 STEPS = (1, 2, 4, 8)
@@ -79,10 +79,10 @@ def run_seed(seed: int, ev: data.Split, mnist: data.Split) -> dict:
                "direct conv SNN, T=4": metrics.measure(direct, mnist.test_x, enc, mnist.test_y),
                "direct conv SNN, T=4, 90% pruned": metrics.measure(pruned.model, mnist.test_x, pruned.encoder,
                                                                    mnist.test_y)}
-    energy = {m: {p: q.total_pj for p, q in chips.price_all(r).items()} for m, r in reports.items()}
+    priced = {m: {p: q.total_pj for p, q in energy.price_all(r).items()} for m, r in reports.items()}
     return {"seed": seed, "baseline_seconds": base_seconds, "accuracy": acc, "reduction": cut.info["accuracy"],
             "control_T8": control,
-            "energy_pj": energy,
+            "energy_pj": priced,
             "counts": {m: {"accuracy": r.accuracy, "effective_macs": r.effective_macs,
                            "effective_acs": r.effective_acs, "neuron_updates": r.neuron_updates,
                            "spikes_per_sample": r.spikes_per_sample} for m, r in reports.items()}}
@@ -150,13 +150,13 @@ def main(argv=None) -> int:
     models_ = list(runs[0]["energy_pj"])
     profiles = list(runs[0]["energy_pj"][models_[0]])
     mean_e = {m: {p: _mean(r["energy_pj"][m][p] for r in runs) for p in profiles} for m in models_}
-    energy = [{"model": m, **{chips.get(p).label: round(mean_e[m][p] / 1e3, 2) for p in profiles}} for m in models_]
-    ref = sorted(models_, key=lambda m: mean_e[m]["horowitz-45nm"])
+    energy_rows = [{"model": m, **{energy.models()[p]: round(mean_e[m][p] / 1e3, 2) for p in profiles}} for m in models_]
+    ref = sorted(models_, key=lambda m: mean_e[m]["45nm-fp32"])
     rankings = []
     for p in profiles:
         order = sorted(models_, key=lambda m: mean_e[m][p])
         per_seed = [sorted(models_, key=lambda m: r["energy_pj"][m][p]) for r in runs]
-        rankings.append({"profile": chips.get(p).label, "scope": chips.get(p).scope,
+        rankings.append({"profile": energy.models()[p], "scope": energy.chips.get(p).scope if p in energy.chips.profiles() else "per-term",
                          "cheapest to dearest (mean over seeds)": " < ".join(order),
                          "differs from 45 nm ranking": order != ref,
                          "same ranking in every seed": all(o == per_seed[0] for o in per_seed)})
@@ -167,9 +167,9 @@ def main(argv=None) -> int:
                                   f"torch threads {torch.get_num_threads()}" + (f"; {args.note}" if args.note else "")),
               "seeds": args.seeds, "train_samples": args.train, "test_samples": len(ev.test_y),
               "seconds": round(time.perf_counter() - t0), "accuracy": accuracy, "reduction": reduction, "target": [target],
-              "energy_nj": energy, "rankings": rankings, "counts": counts, "runs": runs}
+              "energy_nj": energy_rows, "rankings": rankings, "counts": counts, "runs": runs}
     record.write(args.output, result)
-    print(accuracy, reduction, energy, rankings, sep="\n", file=sys.stderr)
+    print(accuracy, reduction, energy_rows, rankings, sep="\n", file=sys.stderr)
     return 0
 
 

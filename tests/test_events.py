@@ -200,3 +200,24 @@ def test_cache_is_the_same_on_any_number_of_workers(tmp_path, monkeypatch):
     assert torch.equal(got[0].train_x, got[1].train_x) and torch.equal(got[0].test_x, got[1].test_x)
     alone = events.frames(events.generate(x[5:6], config=events.Saccades(), seed=0, first=5), 4)
     assert np.array_equal(got[1].train_x[5].numpy(), alone[0])
+
+
+def test_default_sensor_has_v2e_threshold_spread(images):
+    """The default sensor draws per-pixel thresholds with v2e's spread (sigma 0.03), so its streams differ
+    from an ideal sensor's (sigma 0); the committed event results were made before this default."""
+    assert events.Saccades().threshold_sigma == 0.03
+    x = images[0][:2]
+    spread = events.generate(x, seed=0)
+    ideal = events.generate(x, config=events.Saccades(threshold_sigma=0.0), seed=0)
+    assert len(spread.x) != len(ideal.x) or not np.array_equal(spread.t, ideal.t)
+    assert 0.5 < spread.counts().sum() / ideal.counts().sum() < 2.0  # same sensor, slightly different events
+
+
+def test_event_baseline_cache_key_follows_the_sensor(monkeypatch):
+    from snncomp import baselines
+
+    spec = baselines.BASELINES["conv-events"]
+    before = spec.key(0)
+    monkeypatch.setattr(events.Saccades, "__repr__", lambda self: "Saccades(another sensor)")
+    assert spec.key(0) != before  # weights trained on other frames are never reused
+    assert baselines.BASELINES["conv-direct4"].key(0) == "e955854a57cd"  # other data sets unaffected

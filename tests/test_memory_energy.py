@@ -1,4 +1,4 @@
-"""The memory-inclusive model (`snncomp.memory_energy`) against SpikingJelly's `LemaireEnergyProfiler`
+"""The memory-inclusive model (`snncomp.energy.memory`) against SpikingJelly's `LemaireEnergyProfiler`
 on the trained conv SNN baseline and its ANN, term by term."""
 
 import copy
@@ -7,8 +7,9 @@ import warnings
 import pytest
 import torch
 
-from snncomp import baselines, data, memory_energy, metrics, neurons
-from snncomp.memory_energy import memory_pj_per_byte
+from snncomp import baselines, data, energy, metrics, neurons
+from snncomp.energy import memory as memory_energy
+from snncomp.energy.memory import memory_pj_per_byte
 
 N = 3  # images; SpikingJelly sizes its buffers for the whole batch it sees, so it runs one image at a time
 
@@ -99,3 +100,33 @@ def test_memory_price_interpolates():
     assert memory_pj_per_byte(8 * 1024) == pytest.approx(2.5)
     assert memory_pj_per_byte(20 * 1024) == pytest.approx(3.75)
     assert memory_pj_per_byte(1e9) == pytest.approx(25.0)
+
+
+def test_leak_multiply_follows_the_neuron_not_its_class():
+    """A neuron is charged the leak multiply only when it leaks: S4NN's first-spike IF neuron (a
+    non-leaky neuron that is not an `IF`) pays none, a LIF pays one per neuron per step."""
+    from torch import nn
+
+    from snncomp.encoding import Direct
+    from snncomp.spike_reduction.temporal_coding import FirstSpikeIF
+
+    assert neurons.LIF.leaky and not neurons.IF.leaky and not FirstSpikeIF.leaky
+    x = torch.rand(3, 1, 4, 4)
+    macs = {}
+    for name, neuron in (("lif", neurons.LIF()), ("if", neurons.IF()), ("first-spike-if", FirstSpikeIF(0.5))):
+        model = nn.Sequential(nn.Flatten(2), nn.Linear(16, 5, bias=False), neuron)
+        counts = memory_energy.measure(model, x, Direct(4), batch_size=3)
+        macs[name] = counts.ops["mac"]
+    assert macs["if"] == macs["first-spike-if"] and macs["lif"] - macs["if"] == 3 * 4 * 5
+
+
+def test_memory_model_priced_through_the_one_call():
+    model, encoder = baselines.trained("conv-direct4", 0)
+    images = data.mnist5k().test_x[:4]
+    counts = memory_energy.measure(model, images, encoder)
+    priced = energy.price(counts, "memory")
+    assert priced.total_pj == pytest.approx(counts.per_sample_pj()["total"])
+    assert set(priced.terms) == {"ops", "addressing", "inout", "params", "potential"}
+    assert priced.priced and priced.not_priced and priced.scope == "per-term"
+    with pytest.raises(TypeError, match="energy.memory.measure"):
+        energy.price(metrics.Report(0, 0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), "memory")

@@ -168,10 +168,10 @@ def test_energy_neuron_updates_and_comparison():
 
 
 def test_chip_profiles_load_and_carry_their_sources():
-    from snncomp import chips
+    from snncomp.energy import chips
 
     ps = chips.profiles()
-    assert {"horowitz-45nm", "loihi", "truenorth", "odin", "darwin3"} <= set(ps)
+    assert {"loihi", "truenorth", "odin", "darwin3"} <= set(ps)
     assert ps["truenorth"].scope == "all-in" and ps["truenorth"].e_synop == 26.0
     assert ps["loihi"].evidence == "simulated" and ps["truenorth"].evidence == "measured"
     for p in ps.values():
@@ -179,29 +179,74 @@ def test_chip_profiles_load_and_carry_their_sources():
         if p.published:
             assert p.source["key"] and p.source["where"] and p.e_synop > 0
     assert not ps["loihi2"].published and chips.price(_report(effective_acs=10.0), "loihi2") is None
+    with pytest.raises(ValueError, match="publishes no per-operation energy"):
+        energy.price(_report(effective_acs=10.0), "loihi2")
 
 
-def test_horowitz_profile_is_the_energy_model_in_use():
-    from snncomp import chips
+def test_one_table_of_horowitz_figures():
+    """The 45 nm figures are written once: the compute regimes, the memory model's integer add and
+    multiply and `energy.price(.., "45nm-...")` all read `HOROWITZ_45NM`; no chip profile repeats them."""
+    from snncomp.energy import chips, compute, memory
 
+    for regime, (add, mul) in energy.HOROWITZ_45NM.items():
+        assert energy.REGIMES[regime].ac_pj == add and energy.REGIMES[regime].mac_pj == pytest.approx(add + mul)
+    assert (memory.E_ADD_PJ, memory.E_MUL_PJ) == energy.HOROWITZ_45NM["int32"]
+    assert all(p.source.get("key") != "horowitz2014computings" for p in chips.profiles().values())
+    assert compute.EVIDENCE.startswith("estimated")
     r = _report(effective_macs=1000.0, effective_acs=5000.0, neuron_updates=300.0, spikes_per_sample=40.0)
-    priced = chips.price(r, "horowitz-45nm")
-    assert priced.terms["synaptic"] == pytest.approx(energy.estimate(r, "fp32").total_pj)
-    assert set(priced.missing) == {"neuron_updates", "spikes"} and not priced.macs_as_synops
+    priced = energy.price(r, "45nm-fp32")
+    assert priced.total_pj == pytest.approx(energy.estimate(r, "fp32").total_pj)
+    assert priced.evidence == compute.EVIDENCE and not priced.macs_as_synops
+    assert any("neuron state updates" in t for t in priced.not_priced)
+    assert energy.price(r, "45nm-int8").total_pj == pytest.approx(energy.estimate(r, "int8").total_pj)
+
+
+def test_loihi_prices_its_published_neuron_update_and_spike_terms():
+    """Loihi's Table 2 gives 81 pJ per active and 52 pJ per idle neuron update and 1.7 pJ per spike within
+    a tile: all three are priced (they were left out before, so Loihi totals were 35-53% low)."""
+    r = _report(effective_macs=0.0, effective_acs=1000.0, neuron_updates=50.0, active_neuron_updates=20.0,
+                spikes_per_sample=7.0)
+    lo = energy.price(r, "loihi")
+    assert lo.terms == pytest.approx({"synaptic": 23.6 * 1000, "neuron_updates_active": 81.0 * 20,
+                                      "neuron_updates_idle": 52.0 * 30, "spikes": 1.7 * 7})
+    assert lo.total_pj == pytest.approx(23600 + 1620 + 1560 + 11.9)
+    assert any("hops" in t for t in lo.not_priced) and any("static" in t for t in lo.not_priced)
+    assert any("neuron updates" in t for t in lo.priced) and lo.scope == "per-term"
 
 
 def test_chip_pricing_per_term_and_all_in():
-    from snncomp import chips
+    from snncomp.energy import chips
 
     r = _report(effective_macs=100.0, effective_acs=1000.0, neuron_updates=50.0, spikes_per_sample=7.0)
-    tn = chips.price(r, "truenorth")  # all-in: one term, MACs priced as synaptic events
-    assert tn.terms == {"synaptic": pytest.approx(1100 * 26.0)} and tn.missing == () and tn.macs_as_synops
+    tn = energy.price(r, "truenorth")  # all-in: one term, MACs priced as synaptic events, nothing added
+    assert tn.terms == {"synaptic": pytest.approx(1100 * 26.0)} and tn.not_priced == () and tn.macs_as_synops
+    assert tn.scope == "all-in" and "inside the figure" in tn.priced[0]
     p = chips.Profile("toy", "toy", "1 nm", "per-term", "derived", "primary", {"key": "k", "where": "p. 1"},
                       e_synop=2.0, e_neuron_update=3.0, e_spike=5.0)
-    toy = chips.price(r, p)
+    toy = chips.price(r, p)  # one update figure: every update priced at it
     assert toy.terms == {"synaptic": 2.0 * 1100, "neuron_updates": 3.0 * 50, "spikes": 5.0 * 7}
     assert toy.total_pj == 2200 + 150 + 35
-    assert set(chips.price_all(r)) == {n for n, q in chips.profiles().items() if q.published}
+    od = energy.price(r, "odin")
+    assert set(od.terms) == {"synaptic"} and any("neuron updates" in t for t in od.not_priced)
+    assert set(energy.price_all(r)) == {"45nm-fp32"} | {n for n, q in chips.profiles().items() if q.published}
+    with pytest.raises(TypeError, match="metrics.Report"):
+        energy.price({"effective_acs": 1.0}, "loihi")
+
+
+def test_measure_splits_active_and_idle_neuron_updates():
+    """An update is active when the neuron's input current is non-zero or it spikes in that step."""
+    from snncomp import neurons
+
+    fc = nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        fc.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 0.3], [0.0, 0.0]]))
+    model = nn.Sequential(fc, neurons.IF())
+    x = torch.tensor([[1.0, 0.0]])  # one sample; Direct(3): the same input at 3 steps
+    r = metrics.measure(model, x, encoding.Direct(3))
+    assert r.neuron_updates == 3 * 3
+    assert r.active_neuron_updates == 3  # only neuron 0 gets current (2.0); neurons 1, 2 get exactly 0
+    x = torch.tensor([[1.0, 1.0]])
+    assert metrics.measure(model, x, encoding.Direct(3)).active_neuron_updates == 6  # neuron 1 gets 0.3 too
 
 
 @pytest.mark.parametrize("body, message", [
@@ -217,7 +262,7 @@ def test_chip_pricing_per_term_and_all_in():
      'e_synop = 1.0\ne_spike = 2.0\nsource = { key = "k", where = "p. 1" }\n', "profile 'allin', field 'scope'"),
 ])
 def test_bad_profiles_are_rejected_at_load_time(tmp_path, body, message):
-    from snncomp import chips
+    from snncomp.energy import chips
 
     f = tmp_path / "profiles.toml"
     f.write_text(body)
@@ -227,14 +272,16 @@ def test_bad_profiles_are_rejected_at_load_time(tmp_path, body, message):
 
 
 def test_unknown_profile_lists_the_known_ones():
-    from snncomp import chips
+    from snncomp.energy import chips
 
-    with pytest.raises(KeyError, match="known profiles: horowitz-45nm, loihi"):
+    with pytest.raises(KeyError, match="known profiles: loihi, truenorth"):
         chips.get("loihi3")
+    with pytest.raises(KeyError, match="known models: 45nm-fp32.*loihi.*memory"):
+        energy.price(_report(), "loihi3")
 
 
 def test_profile_sources_are_in_the_bibliography():
-    from snncomp import chips
+    from snncomp.energy import chips
     from snncomp.kb import bib
 
     from pathlib import Path

@@ -13,8 +13,11 @@ moving in three saccades of about 100 ms each, cropped to 34 x 34 pixels [@orcha
   reference moving by $\pm C$ per event;
 * each event's timestamp is placed inside the sampling step by linear interpolation in $L$ between the
   two samples, as ESIM does [@rebecq2018esim]; timestamps are integer microseconds;
-* options: a per-pixel threshold spread (a fixed map of the one simulated sensor, drawn from the seed),
-  a refractory period (an event closer than it to the pixel's last event is dropped; the reference
+* the sensor is v2e's default pixel array in one respect: each pixel's ON and OFF thresholds are drawn
+  once from $\mathcal{N}(0.2, 0.03^2)$ (v2e's `sigma_thres` default; a fixed map of the one simulated
+  sensor, drawn from the seed); `Saccades(threshold_sigma=0.0)` gives an ideal sensor with one threshold.
+  v2e's other defaults (a 300 Hz photoreceptor low-pass, leak and shot-noise events) are not modelled;
+* options: a refractory period (an event closer than it to the pixel's last event is dropped; the reference
   level still moves, our simplification), and shot noise (uniform in time and space, random polarity).
 
 The result is labelled **synthetic N-MNIST-like** everywhere: it is cleaner and sparser than a real
@@ -66,7 +69,7 @@ class Saccades:
     saccade_us: int = 100_000
     step_us: int = 5_000
     threshold: float = 0.2  # C_on = C_off
-    threshold_sigma: float = 0.0  # per-pixel spread (v2e's default sensor uses 0.03)
+    threshold_sigma: float = 0.03  # per-pixel threshold spread, v2e's default; 0.0: an ideal sensor
     refractory_us: int = 0
     noise_hz: float = 0.0  # shot-noise events per pixel per second
 

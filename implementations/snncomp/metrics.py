@@ -11,6 +11,7 @@ r"""Model and activity metrics, aligned with NeuroBench [@yik2025neurobench].
 | `effective_macs` | connections with a non-zero weight and a non-zero input, in layers whose input is not a spike tensor, per sample | same |
 | `effective_acs` | the same in layers whose input holds only values in $\{-1, 0, 1\}$ (spikes), per sample | same |
 | `neuron_updates` | state updates of spiking neurons: one per neuron per time step, per sample | NeuroBench's `MembraneUpdates` counts only neurons whose potential changed, and only in snnTorch neurons |
+| `active_neuron_updates` | the updates of a neuron in a step where its input current is non-zero or it spikes, per sample (the rest are idle: leak only) | our addition, to price chips that publish active and idle update energies |
 | `spikes_per_sample` | spikes summed over neurons and steps, per sample | our addition |
 | `firing_rates` | spikes per neuron per step, for each spiking layer | our addition |
 
@@ -71,10 +72,11 @@ def footprint_bytes(model: nn.Module) -> int:
 SPARSE_FORMATS = ("dense", "bitmap", "index", "relative", "auto")
 
 
-def sparse_bits(t: Tensor, bits: int, fmt: str = "dense", index_bits: int = 4) -> int:
+def sparse_bits(t: Tensor, bits: int, fmt: str = "dense", index_bits: int = 4, dense_bits: int | None = None) -> int:
     r"""Bits to store `t` at `bits` per value in a sparse format (its zeros left out):
 
-    * `"dense"`: every entry, $N b$;
+    * `"dense"`: every entry, $N b'$, with $b' =$ `dense_bits` (default $b$): a code whose levels lack zero
+      (binary signs, a k-means codebook) needs a symbol more for the zeros of a dense tensor;
     * `"bitmap"`: one presence bit per entry plus the non-zeros, $N + n b$;
     * `"index"`: each non-zero with its absolute position, $n (b + \lceil \log_2 N \rceil)$;
     * `"relative"`: Deep Compression's relative indices [@han2016deep]: each non-zero with the number of
@@ -87,7 +89,7 @@ def sparse_bits(t: Tensor, bits: int, fmt: str = "dense", index_bits: int = 4) -
     n_all = t.numel()
     nz = torch.nonzero(t.flatten() != 0).flatten()  # positions of the non-zeros
     n = nz.numel()
-    cost = {"dense": n_all * bits, "bitmap": n_all + n * bits,
+    cost = {"dense": n_all * (bits if dense_bits is None else dense_bits), "bitmap": n_all + n * bits,
             "index": n * (bits + max(1, math.ceil(math.log2(max(n_all, 2)))))}
     gaps = torch.diff(nz, prepend=torch.tensor([-1])) - 1  # zeros before each non-zero
     fillers = int((gaps // 2**index_bits).sum())  # trailing zeros need no entry
@@ -95,16 +97,18 @@ def sparse_bits(t: Tensor, bits: int, fmt: str = "dense", index_bits: int = 4) -
     return min(cost.values()) if fmt == "auto" else cost[fmt]
 
 
-def _quantized_widths(model: nn.Module) -> dict[str, tuple[int, int]]:
-    """`{"<module>.<tensor>": (bits, overhead bits)}` for every tensor a quantizer (a parametrization
-    with `bits`, e.g. `quantization.FakeQuantize`) computes."""
+def _quantized_widths(model: nn.Module) -> dict[str, tuple[int, int, bool]]:
+    """`{"<module>.<tensor>": (bits, overhead bits, zero among the levels)}` for every tensor a quantizer
+    (a parametrization with `bits`, e.g. `quantization.FakeQuantize`) computes; a quantizer whose levels
+    lack zero says so with `has_zero = False`."""
     out = {}
     for mname, module in model.named_modules():
         if parametrize.is_parametrized(module):
             for tname in module.parametrizations:
                 for p in module.parametrizations[tname]:
                     if hasattr(p, "bits"):
-                        out[f"{mname}.{tname}"] = (int(p.bits), int(getattr(p, "overhead_bits", 0)))
+                        out[f"{mname}.{tname}"] = (int(p.bits), int(getattr(p, "overhead_bits", 0)),
+                                                   bool(getattr(p, "has_zero", True)))
     return out
 
 
@@ -113,7 +117,10 @@ def deployed_bits(model: nn.Module, sparse: str = "dense", index_bits: int = 4) 
     quantizer on the tensor (plus what it stores beside the integers, its `overhead_bits`: scales,
     a codebook), else a module attribute `<name>_bits`, else its stored dtype's width. With `sparse`
     other than `"dense"`, the weights of conv and linear layers are stored in that format
-    (`sparse_bits`: the presence bitmap or the indices are counted)."""
+    (`sparse_bits`: the presence bitmap or the indices are counted). A tensor whose quantizer has no zero
+    level ($2^b$ non-zero levels: binary signs, a k-means codebook) but holds zeros (pruned weights) needs
+    $2^b + 1$ symbols, so its dense width is $\lceil \log_2(2^b + 1) \rceil$ bits (2 for a binary layer
+    under a mask, which is then ternary); the sparse formats leave the zeros out and keep $b$ bits."""
     widths = _quantized_widths(model)
     deployed = _deployed(model)
     synaptic = {id(m.weight) for m in weight_layers(deployed).values()}
@@ -122,11 +129,17 @@ def deployed_bits(model: nn.Module, sparse: str = "dense", index_bits: int = 4) 
         for name, t in list(module._parameters.items()) + list(module._buffers.items()):
             if t is None:
                 continue
-            bits, overhead = widths.get(f"{mname}.{name}", (None, 0))
+            bits, overhead, has_zero = widths.get(f"{mname}.{name}", (None, 0, True))
             if bits is None:
                 bits = int(getattr(module, f"{name}_bits", t.element_size() * 8))
+            dense = bits
+            if not has_zero and bool((t == 0).any()):
+                dense = math.ceil(math.log2(2**bits + 1))  # the zeros need a symbol of their own
             total += overhead
-            total += sparse_bits(t.detach(), bits, sparse, index_bits) if id(t) in synaptic else t.numel() * bits
+            if id(t) in synaptic:
+                total += sparse_bits(t.detach(), bits, sparse, index_bits, dense_bits=dense)
+            else:
+                total += t.numel() * dense
     return total
 
 
@@ -204,6 +217,8 @@ class Report:
     accuracy: float | None = None
     samples: int = 0
     neuron_updates: float = 0.0
+    active_neuron_updates: float = 0.0  # updates with a non-zero input current or a spike in that step
+
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -250,6 +265,25 @@ def _activity(model: nn.Module) -> Iterator[dict[str, list[float]]]:
             h.remove()
 
 
+@contextmanager
+def _active_updates(model: nn.Module) -> Iterator[list[float]]:
+    """While active, add to the yielded `[count]` the (neuron, step) pairs of every spiking layer whose input
+    current is non-zero or whose output spikes: the active updates (the others only leak)."""
+    store = [0.0]
+
+    def hook(i, o):
+        x = i[0]
+        store[0] += torch.count_nonzero((x != 0) | (o != 0)).item() if x.shape == o.shape else torch.count_nonzero(o).item()
+
+    handles = [m.register_forward_hook(lambda m, i, o: hook(i, o)) for m in model.modules()
+               if isinstance(m, SpikingNeuron)]
+    try:
+        yield store
+    finally:
+        for h in handles:
+            h.remove()
+
+
 @torch.no_grad()
 def synops(model: nn.Module, inputs: Tensor) -> dict[str, LayerOps]:
     """Synaptic operations of each conv/linear layer for one forward of `inputs: [T, B, ...]`,
@@ -270,7 +304,7 @@ def measure(model: nn.Module, x: Tensor, encoder: Encoder, y: Tensor | None = No
     """
     spiking = {name for name, m in model.named_modules() if isinstance(m, SpikingNeuron)}
     correct, n = 0, x.shape[0]
-    with counting(model) as layers, _activity(model) as act:
+    with counting(model) as layers, _activity(model) as act, _active_updates(model) as active:
         for rows, xb in eval_batches(model, x, encoder, batch_size, seed):  # xb: [T, B, ...]
             logits = model(xb)
             if y is not None:
@@ -295,4 +329,5 @@ def measure(model: nn.Module, x: Tensor, encoder: Encoder, y: Tensor | None = No
         accuracy=correct / n if y is not None else None,
         samples=n,
         neuron_updates=sum(v[1] for v in spikes.values()) / n,  # one state update per neuron per step
+        active_neuron_updates=active[0] / n,
     )

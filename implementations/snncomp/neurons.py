@@ -286,6 +286,8 @@ class SpikingNeuron(nn.Module):
     of the input `[T, B, C, ...]`), so structured pruning can remove a channel's neuron state.
     """
 
+    leaky: bool = True  # whether the membrane decays between steps (a multiply per neuron and step); IF: False
+
     def run(self, x: Tensor) -> NeuronOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -350,6 +352,8 @@ class LIF(SpikingNeuron):
 
 class IF(SpikingNeuron):
     """Integrate-and-fire module (no leak, soft reset by default)."""
+
+    leaky = False
 
     def __init__(self, channels: int | None = None, *, threshold: float = 1.0, reset: str = "soft",
                  surrogate: Surrogate | None = None) -> None:

@@ -12,15 +12,28 @@ verbatim quotation elsewhere) and the source (bib key, table, page).
 Profiles live in `chips.toml`, checked when loaded: a profile without a source, with a negative
 energy, an unknown field or scope is rejected with an error that names the profile and the field.
 
-`price(report, profile)` prices a `metrics.Report`:
+`price(report, profile)` (reached through `energy.price(report, "<profile>")`) prices a `metrics.Report`:
 
-$$E = e_{syn}\,(\#AC + \#MAC') + e_{upd}\,\#\mathrm{updates} + e_{spike}\,\#\mathrm{spikes}$$
+$$E = e_{syn}\,(\#AC + \#MAC') + e_{upd}\,\#\mathrm{active} + e_{idle}\,\#\mathrm{idle} + e_{spike}\,\#\mathrm{spikes}$$
 
-with each term present only where the profile gives its energy (a missing term is listed in
-`missing`, not counted as free). $\#MAC'$: on a neuromorphic chip that publishes no multiply energy,
-an analog-input MAC (the first layer under direct encoding) is priced as one synaptic operation, an
-assumption in the chip's favour that `Priced.macs_as_synops` flags. Under an all-in profile only the
-synaptic term is priced. Memory accesses are not priced from `Report` counts (it holds none).
+with each term present only where the profile gives its energy; the result lists what it prices
+(`priced`) and every term it leaves out (`not_priced`), never counting a missing term as free.
+
+* $\#MAC'$: on a neuromorphic chip that publishes no multiply energy, an analog-input MAC (the first
+  layer under direct encoding) is priced as one synaptic operation, an assumption in the chip's favour
+  that `Priced.macs_as_synops` flags.
+* Neuron updates: `Report.active_neuron_updates` counts a neuron in a step as **active** when its input
+  current is non-zero or it spikes in that step; every other update is **idle** (leak only). A profile
+  with an idle figure prices the two apart (Loihi: 81 pJ active, 52 pJ idle [@davies2018loihi]); one
+  with a single figure prices every update at it. A bias or batch-norm shift makes the input current
+  non-zero, so on our conv models almost every update counts as active, the dearer reading.
+* Spikes: each emitted spike is priced as one within-core (within-tile) spike; router hops between
+  cores need a placement of the network on cores that we do not model, so they are listed as not
+  priced even where the source gives them, and the spike term is a lower bound.
+* Under an all-in profile only the synaptic term is priced: its figure already holds neuron updates,
+  routing, memory and static power at its operating point, so nothing is added on top.
+* Memory accesses and static or leakage power are never priced here (a `Report` holds no access counts;
+  see `energy.memory`).
 """
 
 from __future__ import annotations
@@ -31,9 +44,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from .metrics import Report
+from ..metrics import Report
+from .priced import Priced
 
-__all__ = ["Profile", "ProfileError", "ENERGY_FIELDS", "load", "profiles", "get", "Priced", "price", "price_all"]
+__all__ = ["Profile", "ProfileError", "ENERGY_FIELDS", "load", "profiles", "get", "price"]
 
 ENERGY_FIELDS = ("e_synop", "e_mac", "e_neuron_update", "e_neuron_idle", "e_spike", "e_hop", "e_mem_access")
 _TEXT_FIELDS = ("label", "node", "scope", "evidence", "confirmed")
@@ -130,40 +144,46 @@ def get(name: str) -> Profile:
     return known[name]
 
 
-@dataclass(frozen=True)
-class Priced:
-    """A model's energy per sample under one profile, in picojoules, term by term."""
-
-    profile: str
-    terms: dict[str, float] = field(default_factory=dict)
-    missing: tuple[str, ...] = ()  # terms the profile publishes no energy for (not counted)
-    macs_as_synops: bool = False  # analog-input MACs priced as synaptic operations
-
-    @property
-    def total_pj(self) -> float:
-        return sum(self.terms.values())
+def _idle_updates(report: Report) -> float:
+    return max(report.neuron_updates - report.active_neuron_updates, 0.0)
 
 
 def price(report: Report, profile: Profile | str) -> Priced | None:
     """Price `report` (from `metrics.measure`) under `profile`; `None` for a chip with no published
-    per-synaptic-operation energy."""
+    per-synaptic-operation energy (use `energy.price`, which names the model in its error)."""
     p = get(profile) if isinstance(profile, str) else profile
     if not p.published:
         return None
     macs, acs = report.effective_macs, report.effective_acs
     as_synops = p.e_mac is None and macs > 0
     terms = {"synaptic": acs * p.e_synop + macs * (p.e_synop if p.e_mac is None else p.e_mac)}
-    missing: list[str] = []
-    if p.scope == "per-term":
-        for term, energy, count in (("neuron_updates", p.e_neuron_update, report.neuron_updates),
-                                    ("spikes", p.e_spike, report.spikes_per_sample)):
-            if energy is None:
-                missing.append(term)
-            else:
-                terms[term] = energy * count
-    return Priced(p.name, terms, tuple(missing), as_synops)
-
-
-def price_all(report: Report) -> dict[str, Priced]:
-    """`report` priced under every shipped profile that publishes a synaptic-operation energy."""
-    return {name: price(report, p) for name, p in profiles().items() if p.published}
+    priced = [f"synaptic operations at {p.e_synop:g} pJ" + (f", MACs at {p.e_mac:g} pJ" if p.e_mac is not None
+                                                            else " (analog-input MACs as synaptic operations)")]
+    notes = ["analog-input MACs priced as one synaptic operation each (no multiply figure published)"] if as_synops else []
+    not_priced: list[str] = []
+    if p.scope == "all-in":
+        priced[0] = (f"everything, as {p.e_synop:g} pJ per synaptic event at the source's operating point "
+                     "(neuron updates, routing, memory and static power are inside the figure)")
+        return Priced(p.name, p.label, terms, tuple(priced), (), p.scope, p.evidence, tuple(notes), as_synops)
+    if p.e_neuron_update is None:
+        not_priced.append("neuron updates (no figure published or confirmed)")
+    elif p.e_neuron_idle is None:
+        terms["neuron_updates"] = p.e_neuron_update * report.neuron_updates
+        priced.append(f"neuron updates at {p.e_neuron_update:g} pJ each")
+    else:
+        terms["neuron_updates_active"] = p.e_neuron_update * report.active_neuron_updates
+        terms["neuron_updates_idle"] = p.e_neuron_idle * _idle_updates(report)
+        priced.append(f"neuron updates: {p.e_neuron_update:g} pJ active (input or spike in the step), "
+                      f"{p.e_neuron_idle:g} pJ idle")
+    if p.e_spike is None:
+        not_priced.append("spikes sent (no figure published or confirmed)")
+    else:
+        terms["spikes"] = p.e_spike * report.spikes_per_sample
+        priced.append(f"spikes, each as one within-core spike at {p.e_spike:g} pJ")
+    not_priced.append("router hops between cores (needs a placement on cores"
+                      + (f"; from {p.e_hop:g} pJ per hop published)" if p.e_hop is not None else "; no figure published or confirmed)"))
+    not_priced.append("memory accesses" + (" (a Report holds no access counts)" if p.e_mem_access is not None
+                                           else " (no figure published or confirmed)"))
+    not_priced.append("static and leakage power")
+    return Priced(p.name, p.label, terms, tuple(priced), tuple(not_priced), p.scope, p.evidence, tuple(notes),
+                  as_synops)

@@ -1,11 +1,11 @@
 r"""A memory-inclusive analytical energy model after Lemaire et al. [@lemaire2022analytical].
 
-`energy` prices synaptic operations only. This model adds what an accelerator also pays for:
+The 45 nm compute model (`energy.compute`) prices synaptic operations only. This model adds what an accelerator also pays for:
 neuron-state operations, the arithmetic of addressing, and every memory read and write, each priced
 by the size of the buffer it touches. Per one inference (one sample), with 32-bit words throughout:
 
-**Operations** ($E_{add}$ = 0.1 pJ, $E_{mul}$ = 3.1 pJ, 32-bit integers at 45 nm; a MAC is
-$E_{mul} + E_{add}$):
+**Operations** ($E_{add}$ = 0.1 pJ, $E_{mul}$ = 3.1 pJ, the 32-bit integer figures of
+`energy.compute.HOROWITZ_45NM`; a MAC is $E_{mul} + E_{add}$):
 
 * a layer with analog input (the first layer under direct encoding, every layer of an ANN) does its
   dense MACs, $N_{out} \cdot C_{in} k^2$ for a convolution (taps on padding included, as in the
@@ -14,7 +14,9 @@ $E_{mul} + E_{add}$):
   for a linear layer, $\theta_{in} \cdot C_{out} \lceil k/s \rceil^2$ for a convolution
   ($\theta_{in}$ = number of input spikes);
 * a bias adds one AC per output; a neuron adds one AC per spike it emits (the reset) and, if it
-  leaks (LIF, PLIF), one MAC per neuron per step (the leak multiply); IF neurons do not leak.
+  leaks, one MAC per neuron per step (the leak multiply). Whether it leaks is the neuron's own
+  `leaky` attribute (`neurons.SpikingNeuron.leaky`): LIF, PLIF and the adaptive LIF leak, IF and the
+  non-leaky first-spike neuron of S4NN do not.
 
 **Addressing** (event-driven layers must find the synapses a spike reaches): a spike-fed layer pays
 one AC per reached synapse ($\theta_{in} C_{out} k^2$ for a convolution, $\theta_{in} N_{out}$ for a
@@ -52,15 +54,17 @@ from math import ceil, prod
 import torch
 from torch import Tensor, nn
 
-from .encoding import Encoder
-from .metrics import weight_layers
-from .neurons import IF, SpikingNeuron
-from .train import eval_batches
+from ..encoding import Encoder
+from ..metrics import weight_layers
+from ..neurons import SpikingNeuron
+from ..train import eval_batches
+from .compute import HOROWITZ_45NM
+from .priced import Priced
 
 __all__ = ["E_ADD_PJ", "E_MUL_PJ", "FIFO_MESSAGES", "MEMORY_POINTS", "memory_pj_per_byte", "MemoryEnergy",
-           "measure", "baseline"]
+           "measure", "price", "baseline"]
 
-E_ADD_PJ, E_MUL_PJ = 0.1, 3.1  # 32-bit integer add and multiply at 45 nm [@horowitz2014computings]
+E_ADD_PJ, E_MUL_PJ = HOROWITZ_45NM["int32"]  # 32-bit integer add and multiply at 45 nm [@horowitz2014computings]
 WORD = 4  # bytes per access
 FIFO_MESSAGES = 1000  # spike FIFO depth in the paper's experiments
 # (buffer capacity in bytes, pJ per byte accessed): a 32-bit access costs 10, 20, 100 pJ at 8 KiB, 32 KiB, 1 MiB
@@ -162,17 +166,18 @@ def _neuron(m: nn.Module, out: Tensor, acc: MemoryEnergy, batch: int) -> None:
     acc.accesses.append(("write_potential", out.numel() * WORD, capacity, "neuron"))
     spikes = int(out.count_nonzero())
     acc.ops["ac"] += spikes  # reset
-    if not isinstance(m, IF):
+    if getattr(m, "leaky", True):
         acc.ops["mac"] += out.numel()  # leak: one multiply-add per neuron per step
     acc.accesses.append(("write_out", spikes * WORD, FIFO_MESSAGES * WORD, "neuron"))
 
 
 @torch.no_grad()
 def measure(model: nn.Module, x: Tensor, encoder: Encoder, batch_size: int = 250, seed: int = 1234) -> MemoryEnergy:
-    """Count and price `model` on images `x: [N, ...]` encoded by `encoder` (eval mode)."""
+    """Count the operations and memory accesses of `model` on images `x: [N, ...]` encoded by `encoder`
+    (eval mode); `energy.price(counts, "memory")` prices them."""
     for name, m in weight_layers(model).items():
         if isinstance(m, nn.Conv2d) and m.padding_mode != "zeros":
-            raise ValueError(f"memory_energy: layer {name!r} pads with {m.padding_mode!r}; the model assumes zeros")
+            raise ValueError(f"energy.memory: layer {name!r} pads with {m.padding_mode!r}; the model assumes zeros")
     has_neurons = any(isinstance(m, SpikingNeuron) for m in model.modules())
     acc, batch = MemoryEnergy(samples=x.shape[0]), [0]
     hooks = [m.register_forward_hook(lambda m, i, o: _synaptic(m, i[0], o, acc, has_neurons))
@@ -189,10 +194,25 @@ def measure(model: nn.Module, x: Tensor, encoder: Encoder, batch_size: int = 250
     return acc
 
 
+LABEL = "memory-inclusive analytical model (Lemaire 2022), 45 nm, 32-bit words"
+PRICED = ("synaptic MACs and ACs, bias adds", "neuron resets and leak multiplies (leaky neurons only)",
+          "addressing arithmetic of event-driven layers",
+          "memory reads and writes of inputs, outputs, weights, biases and membrane potentials, priced by buffer size")
+NOT_PRICED = ("batch normalisation, pooling and activation functions", "spike routing between cores",
+              "static and leakage power", "off-chip memory (every buffer is on-chip SRAM)")
+
+
+def price(counts: MemoryEnergy) -> Priced:
+    """`counts` (from `measure`) per sample as an `energy.Priced` (what `energy.price(counts, "memory")` gives)."""
+    per = {k: v for k, v in counts.per_sample_pj().items() if k != "total"}
+    return Priced(model="memory", label=LABEL, terms=per, priced=PRICED, not_priced=NOT_PRICED, scope="per-term",
+                  evidence="analytical model with 45 nm estimates [@lemaire2022analytical]")
+
+
 def baseline(x: Tensor, seed: int = 0) -> dict[str, dict[str, float]]:
     """Per-sample energy by term (pJ) of the conv SNN baseline (`conv-direct4`, Direct(4) input) and its
     ANN (`conv-ann`) on images `x`, under this model."""
-    from . import baselines  # trained weights, cached
+    from .. import baselines  # trained weights, cached
 
     out = {}
     for name in ("conv-direct4", "conv-ann"):

@@ -1,7 +1,9 @@
-r"""Compute-energy estimates from operation counts.
+r"""The 45 nm compute model: operation counts priced by per-operation energies.
 
-The estimate multiplies operation counts by per-operation energies measured for a 45 nm process
-[@horowitz2014computings]:
+The estimate multiplies operation counts by per-operation energies that Horowitz gives for a 45 nm
+process at 0.9 V [@horowitz2014computings], estimates for that process rather than measurements of one
+chip (`HOROWITZ_45NM`, the one table of these figures in the package; `energy.memory` reads its integer
+add and multiply from it too):
 
 $$E_{ANN} = E_{MAC} \cdot \#\mathrm{MAC}, \qquad
   E_{SNN} = E_{MAC} \cdot \#\mathrm{MAC}_{eff} + E_{AC} \cdot \#\mathrm{AC}_{eff}$$
@@ -36,9 +38,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .metrics import Report
+from ..metrics import Report
+from .priced import Priced
 
-__all__ = ["OpEnergy", "REGIMES", "Energy", "estimate", "ann_energy", "Comparison", "compare"]
+__all__ = ["HOROWITZ_45NM", "EVIDENCE", "OpEnergy", "REGIMES", "Energy", "estimate", "ann_energy", "Comparison",
+           "compare", "price"]
+
+# Energy per operation in pJ, 45 nm at 0.9 V [@horowitz2014computings]: (add, multiply) per number format.
+HOROWITZ_45NM: dict[str, tuple[float, float]] = {
+    "fp32": (0.9, 3.7),
+    "fp16": (0.4, 1.1),
+    "int32": (0.1, 3.1),
+    "int8": (0.03, 0.2),
+}
+EVIDENCE = "estimated (45 nm process figures)"  # the one label of these figures everywhere
+LABEL = "45 nm CMOS, per operation (Horowitz 2014), {regime}"
 
 
 @dataclass(frozen=True)
@@ -49,13 +63,8 @@ class OpEnergy:
     ac_pj: float
 
 
-# 45 nm, 0.9 V [@horowitz2014computings]: a MAC is a multiply plus an add of that format.
-REGIMES: dict[str, OpEnergy] = {
-    "fp32": OpEnergy(mac_pj=4.6, ac_pj=0.9),  # 3.7 pJ mult + 0.9 pJ add
-    "fp16": OpEnergy(mac_pj=1.5, ac_pj=0.4),  # 1.1 pJ mult + 0.4 pJ add
-    "int32": OpEnergy(mac_pj=3.2, ac_pj=0.1),  # 3.1 pJ mult + 0.1 pJ add
-    "int8": OpEnergy(mac_pj=0.23, ac_pj=0.03),  # 0.2 pJ mult + 0.03 pJ add
-}
+# a MAC is a multiply plus an add of the same format, an AC an add
+REGIMES: dict[str, OpEnergy] = {k: OpEnergy(mac_pj=round(mul + add, 6), ac_pj=add) for k, (add, mul) in HOROWITZ_45NM.items()}
 
 UPDATE_PRICES = ("mac", "ac")
 
@@ -154,3 +163,19 @@ def compare(snn: Report, ann: Report, regime: str = "fp32") -> Comparison:
     return Comparison(regime=regime, snn_synaptic_pj=s.total_pj, snn_update_mac_pj=s.update_mac_pj,
                       snn_update_ac_pj=s.update_ac_pj, ann_dense_pj=ann_energy(ann, regime).total_pj,
                       ann_zero_skipping_pj=ann_energy(ann, regime, skip_zeros=True).total_pj)
+
+
+NOT_PRICED = ("neuron state updates (`estimate` reports them apart, priced as one MAC or one AC each)",
+              "memory reads and writes (see the memory model)", "threshold comparisons and resets",
+              "spike routing and addressing", "static and leakage power")
+
+
+def price(report: Report, regime: str = "fp32") -> Priced:
+    """`report` under the 45 nm model as an `energy.Priced` (what `energy.price(report, "45nm-<regime>")`
+    returns): effective MACs and ACs priced, the rest listed as not priced."""
+    e = estimate(report, regime)
+    return Priced(model=f"45nm-{regime}", label=LABEL.format(regime=regime),
+                  terms={"synaptic_macs": e.mac_pj, "synaptic_acs": e.ac_pj},
+                  priced=(f"effective MACs (analog-input layers) at {REGIMES[regime].mac_pj:g} pJ",
+                          f"effective ACs (spike-fed layers) at {REGIMES[regime].ac_pj:g} pJ"),
+                  not_priced=NOT_PRICED, scope="per-term", evidence=EVIDENCE)
