@@ -189,6 +189,9 @@ def test_rows_measured_before_a_fix_are_marked_and_stale_marks_fail(tmp_path):
     out = pages.results_block(tmp_path, "x")
     assert "| a | 1 |" in out and "| b† | 2 |" in out
     assert "† Measured before a fix changed this method (issue 18): b changed." in out
+    (res / "before_fix.yaml").write_text('- {file: x, table: "*", match: all, why: "old baselines."}\n')
+    out = pages.results_block(tmp_path, "x")
+    assert "| b | 2 |" in out and "Every row above was measured before a fix (issue 18): old baselines." in out
     (res / "before_fix.yaml").write_text('- {file: x, table: rows, match: [c], why: "gone."}\n')
     with pytest.raises(ValueError, match=r"entry 1 marks row 'c'.*its rows: \['a', 'b'\]"):
         pages.results_block(tmp_path, "x")

@@ -54,6 +54,8 @@ class Baseline:
         spec = {"build": f"{self.build.__module__}.{self.build.__qualname__}", "kwargs": self.kwargs,
                 "encoder": repr(self.encoder), "config": repr(dataclasses.replace(self.config, seed=seed, progress=False)),
                 "dataset": self.dataset, "validation": VALIDATION, "torch": torch.__version__.split("+")[0]}
+        if self.dataset == "nmnist-like":  # the synthetic sensor's settings make the data: they key it too
+            spec["sensor"] = repr(events.Saccades())
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

@@ -120,13 +120,14 @@ def fit(
     params: Sequence[nn.Parameter] | None = None,
     criterion: Callable[[Tensor, Tensor], Tensor] = nn.functional.cross_entropy,
     optimizer: str = "adam",
+    momentum: float = 0.0,
 ) -> History:
     """Train `model` in place on `data.train_*`, return the per-epoch history.
 
     `params` restricts the optimiser to some parameters (default: all that require grad). The loss is
     `criterion(logits, targets)` (cross-entropy by default) plus the `loss_terms`; `optimizer` is
     `"adam"` (default) or `"sgd"` (plain SGD, for methods whose update rule is SGD on their own
-    gradient, such as S4NN).
+    gradient, such as S4NN); `momentum` is SGD's momentum (0: plain SGD; LSQ trains with 0.9).
     """
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"fit: optimizer must be 'adam' or 'sgd', got {optimizer!r}")
@@ -135,8 +136,12 @@ def fit(
     n = data.train_x.shape[0]
     total = max(1, config.steps(n))
     trainable = list(params) if params is not None else [p for p in model.parameters() if p.requires_grad]
-    make = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
-    opt = make(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    if momentum and optimizer != "sgd":
+        raise ValueError(f"fit: momentum is an SGD setting, got momentum={momentum!r} with {optimizer!r}")
+    if optimizer == "adam":
+        opt = torch.optim.Adam(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.SGD(trainable, lr=config.lr, weight_decay=config.weight_decay, momentum=momentum)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: config.lr_factor(i, total))
     show = sys.stderr.isatty() if config.progress is None else config.progress
     history = History()

@@ -189,7 +189,8 @@ def _fmt(v: object) -> str:
 def before_fix_marks(base: Path, name: str, table: str, rows: list[dict]) -> tuple[list[str], list[str]]:
     """Marks for the rows of committed table `name`/`table` that were measured before a fix changed the
     method they show, read from `benchmarks/results/before_fix.yaml` (a list of entries with `file`,
-    `table`, `match`: values of the row's first column, and `why`: one sentence). Returns one mark per
+    `table`, `match`: values of the row's first column, and `why`: one sentence; `match: all` notes every
+    row of the table, and `table: "*"` every table of the file, without per-row marks). Returns one mark per
     row ("" for rows measured after every fix) and the footnotes. An entry whose row is not in the table,
     or that lacks a field, is an error naming the entry, so a stale mark cannot linger."""
     import yaml
@@ -206,7 +207,10 @@ def before_fix_marks(base: Path, name: str, table: str, rows: list[dict]) -> tup
     for n, e in enumerate(entries, 1):
         if not isinstance(e, dict) or not {"file", "table", "match", "why"} <= set(e):
             raise ValueError(f"{path}: entry {n} needs the fields file, table, match and why; got {e!r}")
-        if e["file"] != name or e["table"] != table:
+        if e["file"] != name or e["table"] not in (table, "*"):
+            continue
+        if e["match"] == "all":  # every row of the table (or of every table of the file, with table "*")
+            notes.append(f"Every row above was measured before a fix (issue 18): {e['why']}")
             continue
         sign = "†" * (len(notes) + 1)
         for value in e["match"]:
@@ -247,19 +251,34 @@ def results_block(base: Path, name: str, table: str | None = None) -> str:
 
 
 def chip_profiles_table() -> str:
-    """The chip energy profiles of `snncomp/chips.toml` as a table (generated at build time, never copied)."""
-    from snncomp import chips
+    """The chip energy profiles of `snncomp/energy/chips.toml`, after the 45 nm compute model, as a table
+    (generated at build time, never copied): each row says what a figure prices and what it leaves out."""
+    from snncomp import energy, metrics
 
     def pj(v):
         return "-" if v is None else f"{v:g}"
 
-    out = ["| profile | node | V | pJ / synaptic op | pJ / MAC | pJ / neuron update | pJ / spike | scope | "
-           "evidence | read in | source |", "|" + "---|" * 11]
-    for p in chips.profiles().values():
+    probe = metrics.Report(params=0, footprint_bytes=0, deployed_bits=0, connection_sparsity=0.0,
+                           activation_sparsity=0.0, dense_synops=1.0, effective_macs=1.0, effective_acs=1.0,
+                           spikes_per_sample=1.0, neuron_updates=2.0, active_neuron_updates=1.0)
+    out = ["| profile | node | V | pJ / synaptic op | pJ / MAC | pJ / neuron update (active / idle) | pJ / spike | scope | "
+           "evidence | read in | priced | not priced | source |", "|" + "---|" * 13]
+    fp32 = energy.REGIMES["fp32"]
+    q = energy.price(probe, "45nm-fp32")
+    out.append(f"| {q.label} | 45 nm | 0.9 | {fp32.ac_pj:g} (an add) | {fp32.mac_pj:g} | - | - | per-term | {q.evidence} | "
+               f"quoted | {_fmt('; '.join(q.priced))} | {_fmt('; '.join(q.not_priced))} | [@horowitz2014computings] |")
+    for p in energy.chips.profiles().values():
+        upd = "-" if p.e_neuron_update is None else (
+            pj(p.e_neuron_update) + ("" if p.e_neuron_idle is None else f" / {pj(p.e_neuron_idle)}"))
+        q = energy.price(probe, p.name) if p.published else None
+        priced = _fmt("; ".join(q.priced)) if q else "-"
+        not_priced = (_fmt("; ".join(q.not_priced)) or "nothing: all-in") if q else "everything: no figure published"
         out.append(f"| {p.label} | {p.node} | {pj(p.voltage)} | {pj(p.e_synop)} | {pj(p.e_mac)} | "
-                   f"{pj(p.e_neuron_update)} | {pj(p.e_spike)} | {p.scope} | {p.evidence} | {p.confirmed if p.published else '-'} | "
+                   f"{upd} | {pj(p.e_spike)} | {p.scope} | {p.evidence} | {p.confirmed if p.published else '-'} | "
+                   f"{priced} | {not_priced} | "
                    f"{_fmt(p.cite())}; {_fmt(p.source.get('note', '')) if p.source.get('key') else ''} |")
-    return "\n".join(out) + "\n\n*Generated at build time from `implementations/snncomp/chips.toml`.*\n"
+    return "\n".join(out) + ("\n\n*Generated at build time from `snncomp.energy.compute.HOROWITZ_45NM` and "
+                             "`implementations/snncomp/energy/chips.toml`.*\n")
 
 
 # ----------------------------------------------------------------------------- API reference
