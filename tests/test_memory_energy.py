@@ -1,5 +1,6 @@
 """The memory-inclusive model (`snncomp.energy.memory`) against SpikingJelly's `LemaireEnergyProfiler`
-on the trained conv SNN baseline and its ANN, term by term."""
+on the baseline architecture (conv SNN) and its ANN, term by term. Counting needs no training: the
+networks are seeded and untrained, so no test waits for a baseline to train on a cold cache."""
 
 import copy
 import warnings
@@ -7,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from snncomp import baselines, data, energy, metrics, neurons
+from snncomp import data, encoding, energy, metrics, models, neurons
 from snncomp.energy import memory as memory_energy
 from snncomp.energy.memory import memory_pj_per_byte
 
@@ -55,9 +56,16 @@ def _spikingjelly(model, encoder, x):
     return totals, breakdown
 
 
+def _seeded(name):
+    """The baseline's architecture and encoder, seeded, untrained."""
+    if name == "conv-ann":
+        return models.conv_ann(seed=0), encoding.Direct(1)
+    return models.conv_snn(seed=0), encoding.Direct(4)
+
+
 @pytest.mark.parametrize("name", ["conv-direct4", "conv-ann"])
 def test_terms_match_spikingjelly(images, name):
-    model, encoder = baselines.trained(name, 0)
+    model, encoder = _seeded(name)
     ours = memory_energy.measure(model, images, encoder, batch_size=1)
     counts, pj = _spikingjelly(model, encoder, images)
     # operation and addressing counts: equal
@@ -121,7 +129,7 @@ def test_leak_multiply_follows_the_neuron_not_its_class():
 
 
 def test_memory_model_priced_through_the_one_call():
-    model, encoder = baselines.trained("conv-direct4", 0)
+    model, encoder = _seeded("conv-direct4")
     images = data.mnist5k().test_x[:4]
     counts = memory_energy.measure(model, images, encoder)
     priced = energy.price(counts, "memory")
