@@ -35,7 +35,7 @@ ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "benchmarks" / 
 
 _ = torch.manual_seed(0)
 split = data.mnist5k()
-none = train.TrainConfig(epochs=0)
+none = train.NONE
 
 model, enc = baselines.trained("conv-direct4", seed=0)  # Direct(4) input
 r_fp = metrics.measure(model, split.test_x, enc, split.test_y)

@@ -31,8 +31,14 @@ def test_conv_snn_hidden_dense_stage():
     assert torch.equal(compact.blocks[1].conv.weight, wide.blocks[1].conv.weight)
     from snncomp import baselines
 
-    # the cache key changes only when the spec does (issue 18 added the held-out validation part)
-    assert baselines.BASELINES["conv-direct4"].key(0) == "e955854a57cd"
+    # the cache key changes with the spec and with the numerical environment that trains it (issue 19):
+    # the CPU kernels and the thread count change the weights a seed gives
+    spec, env = baselines.BASELINES["conv-direct4"], baselines.environment()
+    assert set(env) == {"torch", "cpu_capability", "threads", "device"}
+    assert spec.key(0) == spec.key(0, env) != spec.key(1, env)
+    assert spec.key(0, {**env, "cpu_capability": "AVX2" if env["cpu_capability"] != "AVX2" else "AVX512"}) != spec.key(0, env)
+    assert spec.key(0, {**env, "threads": env["threads"] + 1}) != spec.key(0, env)
+    assert spec.key(0, {**env, "device": "cuda"}) != spec.key(0, env)
     assert wide.blocks[2].fc.in_features == 32 * 7 * 7 and wide.head.in_features == 256
     assert sum(m.weight.numel() for m in (wide.blocks[0].conv, wide.blocks[1].conv, wide.blocks[2].fc, wide.head)) \
         == 144 + 4608 + 1568 * 256 + 2560

@@ -12,7 +12,8 @@ Every transform takes the same two budgets, each with one meaning:
   (default: none, the input is taken as trained);
 * `finetune`: recovery training after the method has acted.
 
-`None` gives the method's documented default and a `TrainConfig` with `epochs=0` skips the phase.
+`None` gives the method's documented default (a named preset of its module, e.g. `pruning.PRUNE_FINETUNE`)
+and `train.NONE` (a `TrainConfig` with `epochs=0`) skips the phase.
 Every transform also accepts `loss_terms` and `hooks` and passes them to every `fit` it runs, so an
 objective (a distillation or spike-count loss) can ride along any method.
 
@@ -34,7 +35,7 @@ from .data import Split
 from .encoding import Encoder
 from .train import Hook, LossTerm, TrainConfig, fit
 
-__all__ = ["Compressed", "budget", "run_phase", "bake", "bake_", "unparametrize"]
+__all__ = ["Compressed", "budget", "run_phase", "bake", "bake_", "unparametrize", "own_class"]
 
 
 @dataclass
@@ -84,10 +85,17 @@ def unparametrize(module: nn.Module, name: str) -> None:
     `copy.deepcopy` of a parametrized module shares the class torch generated for it with the
     original, and `parametrize.remove_parametrizations` edits that class, which would strip the
     original's parametrized attribute too. The module gets a class of its own first."""
-    cls = type(module)
-    own = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
-    module.__class__ = type(cls.__name__, cls.__bases__, own)
+    own_class(module)
     parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+
+
+def own_class(module: nn.Module) -> None:
+    """Give a parametrized `module` a class of its own (a no-op for a plain module), so that registering or
+    removing a parametrization on it does not edit the class a `copy.deepcopy` shares with the original."""
+    if parametrize.is_parametrized(module):
+        cls = type(module)
+        own = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+        module.__class__ = type(cls.__name__, cls.__bases__, own)
 
 
 def bake_(model: nn.Module) -> nn.Module:

@@ -39,6 +39,7 @@ from torch.nn.utils import parametrize
 from .compress import bake
 from .encoding import Encoder
 from .neurons import SpikingNeuron
+from .spikes import hooked, is_spike_tensor
 from .train import eval_batches
 
 __all__ = ["Report", "LayerOps", "ACTIVATIONS", "count_params", "footprint_bytes", "deployed_bits",
@@ -187,7 +188,7 @@ def _layer_ops(module: nn.Module, x: Tensor, out: Tensor) -> LayerOps:
     w_nz = (module.weight != 0).to(x.dtype)
     x_nz = (x != 0).to(x.dtype)
     # spikes (and ternary spikes) need only additions: the same test as NeuroBench's
-    binary = bool(((x == 0) | (x == 1) | (x == -1)).all())
+    binary = is_spike_tensor(x, signed=True)
     if isinstance(module, nn.Conv2d):
         samples = x.shape[0] if x.dim() == 4 else 1
         dense = _conv_taps(module, x) * (module.in_channels // module.groups) * module.out_channels * samples
@@ -237,13 +238,8 @@ def counting(model: nn.Module) -> Iterator[dict[str, LayerOps]]:
         acc.macs += got.macs
         acc.acs += got.acs
 
-    handles = [module.register_forward_hook(lambda m, i, o, name=name: hook(m, i, o, name))
-               for name, module in weight_layers(model).items()]
-    try:
+    with hooked(weight_layers(model), lambda name, m, i, o: hook(m, i, o, name)):
         yield ops
-    finally:
-        for h in handles:
-            h.remove()
 
 
 @contextmanager
@@ -256,13 +252,9 @@ def _activity(model: nn.Module) -> Iterator[dict[str, list[float]]]:
         acc[0] += torch.count_nonzero(o).item()
         acc[1] += o.numel()
 
-    handles = [module.register_forward_hook(lambda m, i, o, name=name: hook(o, name))
-               for name, module in model.named_modules() if isinstance(module, ACTIVATIONS)]
-    try:
+    layers = {name: module for name, module in model.named_modules() if isinstance(module, ACTIVATIONS)}
+    with hooked(layers, lambda name, m, i, o: hook(o, name)):
         yield store
-    finally:
-        for h in handles:
-            h.remove()
 
 
 @contextmanager
@@ -275,13 +267,8 @@ def _active_updates(model: nn.Module) -> Iterator[list[float]]:
         x = i[0]
         store[0] += torch.count_nonzero((x != 0) | (o != 0)).item() if x.shape == o.shape else torch.count_nonzero(o).item()
 
-    handles = [m.register_forward_hook(lambda m, i, o: hook(i, o)) for m in model.modules()
-               if isinstance(m, SpikingNeuron)]
-    try:
+    with hooked([m for m in model.modules() if isinstance(m, SpikingNeuron)], lambda m, i, o: hook(i, o)):
         yield store
-    finally:
-        for h in handles:
-            h.remove()
 
 
 @torch.no_grad()

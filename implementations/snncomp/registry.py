@@ -23,11 +23,25 @@ import importlib
 import inspect
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["Method", "KINDS", "register", "get", "methods", "UnknownMethodError"]
+__all__ = ["Method", "KINDS", "CONSTRAINTS", "FACTS", "FREEZABLE", "all_but", "register", "get", "methods",
+           "UnknownMethodError"]
 
 KINDS = ("transform", "objective", "measure")
+# what a method leaves on a model and a later method must keep (see `snncomp.chain`)
+CONSTRAINTS = ("mask", "weight-grid", "membrane-grid", "trained-threshold", "attention", "early-exit")
+# what a method may change about its input (a declared change may name the new value, "encoder=latency")
+FACTS = ("T", "encoder", "neuron", "structure", "architecture", "model")
+FREEZABLE = ("quantizer-steps", "thresholds")  # what a later step may freeze of what an earlier one trained
+
+
+def all_but(*names: str) -> tuple[str, ...]:
+    """Every constraint but `names`: the `keeps` of a method that drops (or cannot carry) those."""
+    unknown = [n for n in names if n not in CONSTRAINTS]
+    if unknown:
+        raise ValueError(f"all_but: unknown constraints {unknown}; known: {', '.join(CONSTRAINTS)}")
+    return tuple(c for c in CONSTRAINTS if c not in names)
 _CITE = re.compile(r"\s*\[@[^\]]+\]")
 
 
@@ -41,6 +55,17 @@ class Method:
     keys: tuple[str, ...]  # bibliography keys it implements
     fn: Callable
     needs: tuple[str, ...] = ()  # extra inputs a caller must supply, e.g. ("teacher",)
+    # chain declarations (see `snncomp.chain`): constraints it leaves on the model, those of earlier steps it
+    # keeps ("all", or a tuple), facts it changes, conditions on its input, what it freezes by default
+    leaves: tuple[str, ...] = ()
+    keeps: tuple[str, ...] | str = "all"
+    changes: tuple[str, ...] = ()
+    requires: dict = field(default_factory=dict, hash=False)
+    freezes_by_default: tuple[str, ...] = ()
+
+    def keeps_constraint(self, constraint: str) -> bool:
+        """Whether this method keeps (or re-applies) `constraint` left by an earlier step."""
+        return self.keeps == "all" or constraint in self.keeps
 
     @property
     def section(self) -> str:
@@ -74,9 +99,23 @@ def _module_of(taxonomy: str) -> str:
 
 
 def register(name: str, *, kind: str, taxonomy: str, keys: tuple[str, ...] | list[str],
-             needs: tuple[str, ...] | list[str] = ()):
-    """Decorator registering `fn` as method `name` (see the module docstring for the rules)."""
+             needs: tuple[str, ...] | list[str] = (), leaves: tuple[str, ...] = (),
+             keeps: tuple[str, ...] | str = "all", changes: tuple[str, ...] = (),
+             requires: dict[str, tuple[str, ...]] | None = None, freezes_by_default: tuple[str, ...] = ()):
+    """Decorator registering `fn` as method `name` (see the module docstring for the rules).
+
+    `leaves`, `keeps`, `changes`, `requires` and `freezes_by_default` are its chain declarations, checked
+    against `CONSTRAINTS`, `FACTS` and `FREEZABLE` (`snncomp.chain` explains them)."""
     where = f"register({name!r})"
+    requires = dict(requires or {})
+    _check_names(where, "leaves", leaves, CONSTRAINTS)
+    if keeps != "all":
+        _check_names(where, "keeps", keeps, CONSTRAINTS)
+    _check_names(where, "changes", tuple(c.split("=")[0] for c in changes), FACTS)
+    _check_names(where, "requires", tuple(requires), FACTS)
+    _check_names(where, "freezes_by_default", freezes_by_default, FREEZABLE)
+    if any(isinstance(v, str) or not isinstance(v, (tuple, list)) for v in requires.values()):
+        raise ValueError(f"{where}: requires maps a fact to a tuple of accepted values, got {requires!r}")
     if kind not in KINDS:
         raise ValueError(f"{where}: kind must be one of {KINDS}, got {kind!r}")
     if taxonomy.count("/") != 1:
@@ -93,10 +132,17 @@ def register(name: str, *, kind: str, taxonomy: str, keys: tuple[str, ...] | lis
             raise ValueError(f"{where}: the function needs a docstring (its first paragraph is the summary)")
         if name in _REGISTRY and _REGISTRY[name].fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"register: method {name!r} is already registered by {_REGISTRY[name].qualname}")
-        _REGISTRY[name] = Method(name, kind, taxonomy, tuple(keys), fn, tuple(needs))
+        _REGISTRY[name] = Method(name, kind, taxonomy, tuple(keys), fn, tuple(needs), tuple(leaves),
+                                 keeps if keeps == "all" else tuple(keeps), tuple(changes),
+                                 {k: tuple(v) for k, v in requires.items()}, tuple(freezes_by_default))
         return fn
 
     return deco
+
+
+def _check_names(where: str, what: str, names, known: tuple[str, ...]) -> None:
+    if isinstance(names, str) or any(n not in known for n in names):
+        raise ValueError(f"{where}: {what} must be a tuple of {', '.join(known)}; got {names!r}")
 
 
 def _load() -> None:

@@ -10,7 +10,11 @@ here instead of writing their own loop:
 * a **hook** is a `Hook` subclass whose methods run after the backward pass (edit gradients), after
   the optimiser step (re-apply masks, project weights, regrow connections) and after each epoch.
 
-Everything is seeded: the same config gives the same weights on every run.
+Everything `fit` draws (the batch order, the rate codes of a stochastic encoder) comes from its own
+generator seeded with `config.seed`; it neither reads nor reseeds torch's global generator, so the same
+config gives the same weights on every run whatever the caller drew before, and the caller's global
+stream is left where it was. Initial weights are the model builders' business (`models`, with their own
+seed); a caller's hook or loss term that draws from the global generator is seeded by the caller.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from . import spikes as spike_rec
 from .data import Split
 from .encoding import Encoder
 
-__all__ = ["TrainConfig", "Step", "Hook", "History", "LossTerm", "fit", "eval_batches", "evaluate", "predict"]
+__all__ = ["TrainConfig", "NONE", "Step", "Hook", "History", "LossTerm", "fit", "eval_batches", "evaluate", "predict"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,9 @@ class TrainConfig:
         if self.schedule == "constant":
             return 1.0
         return 0.5 * (1 + math.cos(math.pi * min(i, total) / total))
+
+
+NONE = TrainConfig(epochs=0)  # the budget of a skipped phase: no optimiser step; every method's "none" default
 
 
 @dataclass
@@ -131,8 +138,7 @@ def fit(
     """
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"fit: optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)  # batch order and rate codes; the global generator is left alone
     n = data.train_x.shape[0]
     total = max(1, config.steps(n))
     trainable = list(params) if params is not None else [p for p in model.parameters() if p.requires_grad]

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..data import Split
 from ..encoding import Encoder
-from ..registry import register
+from ..registry import all_but, register
 from ..train import Hook, LossTerm, Step, TrainConfig
 from .losses import soft_target_loss, readout as read_student, spike_rate
 from .teachers import resolve
@@ -26,7 +26,8 @@ __all__ = ["soft_targets", "energy_aware_kd", "soft_target_distillation", "kdsnn
 
 
 @register("soft-targets", kind="objective", taxonomy="distillation/ann-to-snn",
-          keys=("hinton2015distilling", "sugahara2021training"), needs=("teacher",))
+          keys=("hinton2015distilling", "sugahara2021training"), needs=("teacher",),
+          keeps=all_but("early-exit"))
 def soft_targets(step: Step, *, teacher, temperature: float = 4.0, readout: str = "mean") -> Tensor:
     r"""Soft-target loss of a spiking student against a frozen teacher [@hinton2015distilling; @sugahara2021training].
 
@@ -40,7 +41,8 @@ def soft_targets(step: Step, *, teacher, temperature: float = 4.0, readout: str 
 
 
 @register("energy-aware-kd", kind="objective", taxonomy="distillation/ann-to-snn",
-          keys=("lee2021energyefficient",), needs=("teacher",))
+          keys=("lee2021energyefficient",), needs=("teacher",),
+          keeps=all_but("early-exit"))
 def energy_aware_kd(step: Step, *, teacher, temperature: float = 4.0, student_temperature: float = 1.0,
                     spike_weight: float = 1.0, readout: str = "mean") -> Tensor:
     r"""Distillation with heterogeneous temperatures plus a spike-count term [@lee2021energyefficient].
@@ -56,7 +58,8 @@ def energy_aware_kd(step: Step, *, teacher, temperature: float = 4.0, student_te
 
 
 @register("soft-target-distillation", kind="transform", taxonomy="distillation/ann-to-snn",
-          keys=("sugahara2021training", "hinton2015distilling"), needs=("teacher",))
+          keys=("sugahara2021training", "hinton2015distilling"), needs=("teacher",),
+          keeps=all_but("early-exit"))
 def soft_target_distillation(model: nn.Module, data: Split, encoder: Encoder, *, teacher, weight: Weight = 1.0,
                              temperature: float = 4.0, readout: str = "mean", tau: float = 2.0,
                              train: TrainConfig | None = None, finetune: TrainConfig | None = None,
@@ -75,7 +78,8 @@ def soft_target_distillation(model: nn.Module, data: Split, encoder: Encoder, *,
 
 
 @register("kdsnn", kind="transform", taxonomy="distillation/ann-to-snn", keys=("xu2023constructing",),
-          needs=("teacher",))
+          needs=("teacher",),
+          keeps=all_but("early-exit"))
 def kdsnn(model: nn.Module, data: Split, encoder: Encoder, *, teacher, layers: Sequence[int] | dict[str, str] = (-1,),
           feature_weight: Weight = 1.0, weight: Weight = 1.0, temperature: float = 4.0, readout: str = "mean",
           seed: int = 0,
@@ -108,7 +112,8 @@ def kdsnn(model: nn.Module, data: Split, encoder: Encoder, *, teacher, layers: S
 
 
 @register("attention-transfer", kind="transform", taxonomy="distillation/ann-to-snn", keys=("zagoruyko2017paying",),
-          needs=("teacher",))
+          needs=("teacher",),
+          keeps=all_but("attention", "early-exit"))
 def attention_transfer(model: nn.Module, data: Split, encoder: Encoder, *, teacher,
                        layers: Sequence[int] | dict[str, str] | None = None, attention_weight: Weight = 1.0,
                        weight: Weight = 1.0, temperature: float = 4.0, readout: str = "mean",
@@ -138,7 +143,8 @@ def attention_transfer(model: nn.Module, data: Split, encoder: Encoder, *, teach
 
 
 @register("energy-aware-distillation", kind="transform", taxonomy="distillation/ann-to-snn",
-          keys=("lee2021energyefficient",), needs=("teacher",))
+          keys=("lee2021energyefficient",), needs=("teacher",),
+          keeps=all_but("early-exit"))
 def energy_aware_distillation(model: nn.Module, data: Split, encoder: Encoder, *, teacher, weight: Weight = 1.0,
                               temperature: float = 4.0, student_temperature: float = 1.0,
                               spike_weight: Weight = 1.0, readout: str = "mean",

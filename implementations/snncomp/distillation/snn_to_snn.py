@@ -14,7 +14,7 @@ from torch import nn
 from ..data import Split
 from ..encoding import Encoder
 from ..neurons import SpikingNeuron
-from ..registry import register
+from ..registry import all_but, register
 from ..train import Hook, LossTerm, TrainConfig
 from .terms import ResponseTerm, Weight, distil, prepare
 
@@ -22,7 +22,8 @@ __all__ = ["spike_distillation"]
 
 
 @register("spike-distillation", kind="transform", taxonomy="distillation/snn-to-snn",
-          keys=("kushawaha2020distilling",), needs=("teacher",))
+          keys=("kushawaha2020distilling",), needs=("teacher",),
+          keeps=all_but("early-exit"))
 def spike_distillation(model: nn.Module, data: Split, encoder: Encoder, *, teacher, weight: Weight = 1.0,
                        temperature: float = 4.0, readout: str = "mean", tau: float = 2.0,
                        require_spiking_teacher: bool = True, train: TrainConfig | None = None,

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from .. import baselines
 from ..encoding import Encoder
 from ..neurons import SpikingNeuron
+from ..spikes import hooked
 from ..train import Step
 
 __all__ = ["Teacher", "resolve", "activation_layers", "readout_layer", "capture", "check_classes"]
@@ -53,12 +54,8 @@ def capture(model: nn.Module, names: list[str]) -> Iterator[dict[str, Tensor]]:
     if missing:
         raise KeyError(f"{type(model).__name__} has no layer {missing[0]!r}; layers: {', '.join(activation_layers(model))}")
     store: dict[str, Tensor] = {}
-    handles = [modules[n].register_forward_hook(lambda m, i, o, n=n: store.__setitem__(n, o)) for n in names]
-    try:
+    with hooked({n: modules[n] for n in names}, lambda n, m, i, o: store.__setitem__(n, o)):
         yield store
-    finally:
-        for h in handles:
-            h.remove()
 
 
 @dataclass

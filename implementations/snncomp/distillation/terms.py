@@ -23,15 +23,14 @@ from ..compress import Compressed, budget, run_phase
 from ..data import Split
 from ..encoding import Encoder
 from ..metrics import count_params
-from ..train import Hook, LossTerm, Step, TrainConfig, evaluate
+from ..train import NONE, Hook, LossTerm, Step, TrainConfig, evaluate
 from .losses import READOUTS, attention_loss, feature_loss, readout, soft_target_loss, spike_rate
 from .teachers import Teacher, activation_layers, check_classes, resolve
 
-__all__ = ["TRAIN", "NONE", "Weight", "ResponseTerm", "FeatureTerm", "SpikeTerm", "pair_layers", "make_adapters",
+__all__ = ["DISTIL_TRAIN", "Weight", "ResponseTerm", "FeatureTerm", "SpikeTerm", "pair_layers", "make_adapters",
            "Setup", "prepare", "distil"]
 
-TRAIN = TrainConfig(epochs=8, lr=2e-3)  # training the student under its teacher (from scratch)
-NONE = TrainConfig(epochs=0)
+DISTIL_TRAIN = TrainConfig(epochs=8, lr=2e-3)  # training the student under its teacher (from scratch)
 
 Weight = float | Callable[[int], float]  # a constant, or a function of the global step
 
@@ -168,7 +167,7 @@ def prepare(model: nn.Module, data: Split, encoder: Encoder, teacher, where: str
 def distil(model: nn.Module, data: Split, encoder: Encoder, setup: Setup, terms: Sequence[LossTerm], *,
            train: TrainConfig | None, finetune: TrainConfig | None, loss_terms: Sequence[LossTerm] = (),
            hooks: Sequence[Hook] = (), adapters: nn.ModuleDict | None = None, info: dict | None = None) -> Compressed:
-    """Train a copy of `model` with the distillation `terms` for `train` (default `TRAIN`), then without
+    """Train a copy of `model` with the distillation `terms` for `train` (default `DISTIL_TRAIN`), then without
     them for `finetune` (default none); the caller's `loss_terms`/`hooks` ride along both phases.
     `adapters` are trained with the student and removed afterwards."""
     net = copy.deepcopy(model)
@@ -176,7 +175,7 @@ def distil(model: nn.Module, data: Split, encoder: Encoder, setup: Setup, terms:
     if adapters is not None:
         net.add_module("distill_adapters", adapters)
     try:
-        run_phase(net, data, encoder, budget(train, TRAIN, "train"), "distil", history, loss_terms=terms,
+        run_phase(net, data, encoder, budget(train, DISTIL_TRAIN, "train"), "distil", history, loss_terms=terms,
                   extra_terms=loss_terms, extra_hooks=hooks)
     finally:
         if adapters is not None:

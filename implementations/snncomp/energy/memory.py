@@ -57,6 +57,7 @@ from torch import Tensor, nn
 from ..encoding import Encoder
 from ..metrics import weight_layers
 from ..neurons import SpikingNeuron
+from ..spikes import hooked, is_spike_tensor
 from ..train import eval_batches
 from .compute import HOROWITZ_45NM
 from .priced import Priced
@@ -118,16 +119,12 @@ class MemoryEnergy:
         return {**b, "total": sum(b.values())}
 
 
-def _is_spikes(x: Tensor) -> bool:
-    return bool(((x == 0) | (x == 1)).all())
-
-
 def _synaptic(m: nn.Module, x: Tensor, out: Tensor, acc: MemoryEnergy, has_neurons: bool) -> None:
     """Price one call of a conv or linear layer (`x`, `out`: the tensors it saw, steps folded into rows)."""
     conv = isinstance(m, nn.Conv2d)
     rows = x.shape[0] if x.dim() > 1 else 1
     params_capacity = sum(p.numel() for p in m.parameters(recurse=False)) * WORD
-    if _is_spikes(x):
+    if is_spike_tensor(x, signed=False):  # unsigned spikes only, as SpikingJelly's profiler tests
         spikes = int(x.count_nonzero())  # theta_in
         if conv:
             c_out = m.out_channels // m.groups
@@ -180,17 +177,12 @@ def measure(model: nn.Module, x: Tensor, encoder: Encoder, batch_size: int = 250
             raise ValueError(f"energy.memory: layer {name!r} pads with {m.padding_mode!r}; the model assumes zeros")
     has_neurons = any(isinstance(m, SpikingNeuron) for m in model.modules())
     acc, batch = MemoryEnergy(samples=x.shape[0]), [0]
-    hooks = [m.register_forward_hook(lambda m, i, o: _synaptic(m, i[0], o, acc, has_neurons))
-             for m in weight_layers(model).values()]
-    hooks += [m.register_forward_hook(lambda m, i, o: _neuron(m, o, acc, batch[0]))
-              for m in model.modules() if isinstance(m, SpikingNeuron)]
-    try:
+    neurons = [m for m in model.modules() if isinstance(m, SpikingNeuron)]
+    with (hooked(weight_layers(model).values(), lambda m, i, o: _synaptic(m, i[0], o, acc, has_neurons)),
+          hooked(neurons, lambda m, i, o: _neuron(m, o, acc, batch[0]))):
         for _, xb in eval_batches(model, x, encoder, batch_size, seed):
             batch[0] = xb.shape[1]
             model(xb)
-    finally:
-        for h in hooks:
-            h.remove()
     return acc
 
 

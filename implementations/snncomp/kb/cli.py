@@ -1,10 +1,12 @@
-"""The `snncomp` command line: cite, list, search and export the knowledge base.
+"""The `snncomp` command line: cite, list, search and export the knowledge base; apply a recipe.
 
     snncomp cite KEY_OR_METHOD [--format bibtex|text]
     snncomp list [--section S] [--implemented]
     snncomp search WORDS...
     snncomp export --format json|csv [--output FILE]
     snncomp validate
+    snncomp compress RECIPE.toml [--baseline NAME] [--seed N] [--out FILE.pt] [--device cpu|cuda] [--threads N]
+    snncomp bench [--quick] [--jobs N] [--seeds 0,1,2] [--only NAMES] [--output PATH] [--threads N] [--device D] [--executor local|ray]
 
 An unknown key, method or section exits with status 2 and the closest matches. Output piped into a
 reader that stops early (`snncomp list | head`) ends without a traceback, with status 141 (128 + SIGPIPE,
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -112,6 +115,151 @@ def _validate(k: Knowledge, args) -> int:
     return 1 if found else 0
 
 
+COLUMNS = [  # (heading, field or energy model, format) of the `compress` table
+    ("step", "label", "{}"), ("acc %", "accuracy", "{:.2f}"), ("sparsity", "connection_sparsity", "{:.3f}"),
+    ("bits", "weight_bits", "{:.3g}"), ("T", "T", "{}"), ("spikes/sample", "spikes_per_sample", "{:.0f}"),
+    ("synops", "synops", "{:.3g}"), ("45nm pJ", "45nm-fp32", "{:.3g}"), ("memory pJ", "memory", "{:.3g}"),
+    ("footprint B", "deployed_footprint_bytes", "{:.0f}"), ("s", "seconds", "{:.1f}")]
+
+
+def _cell(report: dict, key: str, fmt: str) -> str:
+    value = report["energy_pj"].get(key) if key in ("45nm-fp32", "memory") else report.get(key)
+    if value is None:
+        return "-"
+    return fmt.format(100 * value if key == "accuracy" else value)
+
+
+def _compress(args) -> int:
+    """Apply a recipe to a trained baseline, printing every step's measurements as they come."""
+    import torch  # the recipe machinery is imported here: cite, list and search never import torch
+
+    from snncomp import baselines, compress, recipes
+
+    path = Path(args.recipe)
+    try:
+        if not path.exists() and args.recipe in recipes.builtin():
+            recipe = recipes.builtin()[args.recipe]
+        else:
+            recipe = recipes.load(path)
+        name = args.baseline or recipe.baseline
+        if name is None:
+            return _fail(f"{recipe.source}: the recipe names no baseline; give --baseline NAME")
+        if name not in baselines.BASELINES:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(baselines.BASELINES), n=3, cutoff=0.3)
+            return _fail(f"unknown baseline {name!r}; closest: {', '.join(close)}")
+        if args.baseline:
+            recipe = dataclasses.replace(recipe, baseline=name, data=None)
+        recipes.validate(recipe)
+    except recipes.RecipeError as exc:
+        return _fail(str(exc))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device != "cpu":
+        if args.device.startswith("cuda") and not torch.cuda.is_available():
+            return _fail(f"--device {args.device}: no CUDA device is available here")
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    model, encoder = baselines.trained(name, args.seed)
+    data = baselines.split(name)
+    if args.device != "cpu":  # the model and every data tensor move; training then runs where they are
+        model = model.to(args.device)
+        data = dataclasses.replace(data, **{f.name: getattr(data, f.name).to(args.device)
+                                            for f in dataclasses.fields(data) if torch.is_tensor(getattr(data, f.name))})
+    print(f"recipe {recipe.name} on {name} (seed {args.seed}, {len(recipe.steps)} steps)"
+          + (f": {recipe.description}" if recipe.description else ""))
+    widths = [max(len(h), 9) for h, _, _ in COLUMNS]
+    print("  ".join(h.rjust(w) if i else h.ljust(16) for i, ((h, _, _), w) in enumerate(zip(COLUMNS, widths))))
+
+    def show(report: dict) -> None:
+        cells = [_cell(report, key, fmt) for _, key, fmt in COLUMNS]
+        print("  ".join(c.rjust(w) if i else c[:16].ljust(16) for i, (c, w) in enumerate(zip(cells, widths))), flush=True)
+
+    try:
+        applied = recipes.apply(recipe, model, data, encoder, seed=args.seed, progress=progress, on_report=show)
+    except recipes.RecipeError as exc:
+        return _fail(str(exc))
+    first, last = applied.reports[0], applied.reports[-1]
+    print(f"accuracy {100 * first['accuracy']:.2f} -> {100 * last['accuracy']:.2f} %; "
+          f"energy (45 nm) x{first['energy_pj']['45nm-fp32'] / max(last['energy_pj']['45nm-fp32'], 1e-30):.3g} lower; "
+          f"deployed footprint x{first['deployed_footprint_bytes'] / max(last['deployed_footprint_bytes'], 1e-30):.3g} smaller")
+    if args.out:
+        out = Path(args.out)
+        if not out.parent.resolve().is_dir():
+            return _fail(f"cannot write {out}: folder {out.parent} does not exist")
+        import io as _io
+
+        buf = _io.BytesIO()
+        torch.save({"model": compress.bake(applied.compressed.model), "encoder": applied.compressed.encoder,
+                    "recipe": recipes.dumps(recipe), "reports": applied.reports}, buf)
+        write_atomic(out, buf.getvalue())
+        print(f"wrote {out} (load with torch.load(path, weights_only=False))")
+    return 0
+
+
+BENCH_COLUMNS = [  # (heading, field or energy model, format) of the `bench` table
+    ("run", "recipe", "{}"), ("baseline", "baseline", "{}"), ("seed", "seed", "{}"), ("status", "status", "{}"),
+    ("acc %", "accuracy", "{:.2f}"), ("sparsity", "connection_sparsity", "{:.3f}"), ("bits", "weight_bits", "{:.3g}"),
+    ("spikes/sample", "spikes_per_sample", "{:.0f}"), ("synops", "synops", "{:.3g}"), ("45nm pJ", "45nm-fp32", "{:.3g}"),
+    ("memory pJ", "memory", "{:.3g}"), ("footprint B", "deployed_footprint_bytes", "{:.0f}"), ("s", "seconds", "{:.0f}")]
+
+
+def _bench_cell(row: dict, key: str, fmt: str) -> str:
+    value = (row.get("energy_pj") or {}).get(key) if key in ("45nm-fp32", "memory") else row.get(key)
+    if value is None:
+        return "-"
+    return fmt.format(100 * value if key == "accuracy" else value)
+
+
+def _bench(args, argv: list[str]) -> int:
+    """Run the leaderboard (every registered transform with its defaults, every recipe) into the result
+    store, resuming from it, and print one line per run and the wall time."""
+    import shlex
+    import time
+
+    from snncomp import runner  # imported here: cite, list and search never import torch
+
+    try:
+        seeds = tuple(int(x) for x in args.seeds.split(",") if x.strip())
+    except ValueError:
+        return _fail(f"--seeds takes comma-separated integers, got {args.seeds!r}")
+    if not seeds:
+        return _fail("--seeds names no seed")
+    if args.jobs < 1 or args.threads < 1:
+        return _fail("--jobs and --threads must be at least 1")
+    only = [x for x in args.only.split(",") if x] if args.only else None
+    try:
+        device = runner.resolve_device(args.device)
+        runs = runner.board(quick=args.quick, seeds=seeds, only=only)
+    except (KeyError, ValueError) as exc:
+        return _fail(exc.args[0] if exc.args else str(exc))
+    out = Path(args.output) if args.output else runner.DEFAULT_OUTPUT
+    store = runner.Store(out)
+    if store.repaired:
+        print(f"{out}: cut away a torn last line ({store.repaired} bytes) left by an interrupted run", file=sys.stderr)
+    todo = len({r.key for r in runs} - store.done())
+    print(f"{len(runs)} runs, {len(runs) - todo} already in {out}; running {todo} "
+          f"(jobs {args.jobs}, threads {args.threads}, device {device}, executor {args.executor})", file=sys.stderr)
+    t0 = time.perf_counter()
+    try:
+        rows = runner.execute(runs, store, jobs=args.jobs, threads=args.threads, device=device, executor=args.executor,
+                              progress=args.progress, command=shlex.join(["snncomp", *argv]))
+    except KeyboardInterrupt:
+        print(f"interrupted; finished runs are in {out}: run the same command again to resume", file=sys.stderr)
+        return 130
+    wall = time.perf_counter() - t0
+    cells = [[h for h, _, _ in BENCH_COLUMNS]] + [[_bench_cell(r, k, f) for _, k, f in BENCH_COLUMNS] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(BENCH_COLUMNS))]
+    for line in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths)))
+    failed = [r for r in rows if r["status"] != "ok"]
+    for r in failed:
+        print(f"{r['key']}: {r['error']}", file=sys.stderr)
+    print(f"{len(rows)} runs ({len(rows) - len(failed)} ok, {len(failed)} failed); {todo} run now in "
+          f"{wall:.0f} s wall time; rows in {out}")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="snncomp", description="Cite, list, search and export the snncomp knowledge base.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -127,7 +275,33 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--format", choices=["json", "csv"], required=True)
     e.add_argument("--output", "-o", help="file to write (default: standard output)")
     sub.add_parser("validate", help="check bibliography, cards, taxonomy, registry and citations")
+    cp = sub.add_parser("compress", help="apply a recipe (recipes/*.toml) to a trained baseline, measuring every step")
+    cp.add_argument("recipe", help="a recipe TOML file, or the name of one under recipes/")
+    cp.add_argument("--baseline", help="start from this baseline instead of the recipe's")
+    cp.add_argument("--seed", type=int, default=0)
+    cp.add_argument("--out", help="save the compressed model (baked), its encoder, the recipe and the reports (.pt)")
+    cp.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    cp.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    cp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                    help="progress bars (default: when standard error is a terminal)")
+    b = sub.add_parser("bench", help="run the leaderboard: every transform with its defaults and every recipe, "
+                                     "resumable, into a JSON-lines store")
+    b.add_argument("--quick", action="store_true", help="seed 0, the cheapest methods and two recipes, one-epoch budgets")
+    b.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2; --quick: 0)")
+    b.add_argument("--only", default="", help="comma-separated run names (a method or recipe name)")
+    b.add_argument("--jobs", type=int, default=1, help="worker processes (default 1: this process)")
+    b.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    b.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    b.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local processes, or a Ray cluster (pip install 'snncomp[ray]'; RAY_ADDRESS picks it)")
+    b.add_argument("--output", help="the JSON-lines store (default .cache/runs/board.jsonl, never a committed file)")
+    b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: when standard error is a terminal)")
     args = p.parse_args(argv)
+    if args.cmd == "compress":
+        return _compress(args)
+    if args.cmd == "bench":
+        return _bench(args, list(sys.argv[1:] if argv is None else argv))
     try:
         k = Knowledge.load()
     except (bib.BibError, ValueError, FileNotFoundError) as exc:

@@ -57,6 +57,7 @@ def firing_rate_scores(model: nn.Module, x: Tensor, encoder: Encoder, batch_size
     sums: dict[int, Tensor] = {}
     counts: dict[int, int] = {}
     names = {f"blocks.{i}.neuron": i for i in range(len(model.blocks))}
+    names.update({f"blocks.{i}.neuron.neuron": i for i in range(len(model.blocks))})  # behind TA-SNN's attention
     for _, inputs in eval_batches(model, x, encoder, batch_size, seed):
         with spike_rec.record(model) as rec:
             model(inputs)

@@ -16,11 +16,11 @@ from torch import nn
 from ..compress import Compressed, budget, run_phase
 from ..data import Split
 from ..encoding import Encoder
-from ..registry import register
-from ..train import Hook, LossTerm, TrainConfig, evaluate
-from .unstructured import FINETUNE, NONE
+from ..registry import all_but, register
+from ..train import NONE, Hook, LossTerm, TrainConfig, evaluate
+from .unstructured import PRUNE_FINETUNE
 
-__all__ = ["timestep_reduction", "halvings"]
+__all__ = ["timestep_reduction", "halvings", "with_steps", "retime"]
 
 
 def halvings(T: int) -> tuple[int, ...]:
@@ -32,7 +32,25 @@ def halvings(T: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-@register("timestep-reduction", kind="transform", taxonomy="pruning/time-steps", keys=("chowdhury2022ultra",))
+def with_steps(encoder: Encoder, T: int) -> Encoder:
+    """`encoder` at `T` steps, every other setting kept; an encoder wrapping another (`inner`, as MINT's
+    `GridInput`) has its inner encoder set to `T` too."""
+    inner = getattr(encoder, "inner", None)
+    if isinstance(inner, Encoder):
+        return dataclasses.replace(encoder, T=T, inner=with_steps(inner, T))
+    return dataclasses.replace(encoder, T=T)
+
+
+def retime(model: nn.Module, T: int) -> None:
+    """Re-bake, in place, the state of `model` tied to the number of steps: every module with a
+    `retime(T)` method (TA-SNN's temporal attention) is set to `T` steps."""
+    for m in model.modules():
+        if m is not model and callable(getattr(m, "retime", None)):
+            m.retime(T)
+
+
+@register("timestep-reduction", kind="transform", taxonomy="pruning/time-steps", keys=("chowdhury2022ultra",),
+          keeps=all_but("early-exit"), changes=("T",))
 def timestep_reduction(model: nn.Module, data: Split, encoder: Encoder, *, steps: Sequence[int] | None = None,
                        keep_models: bool = False, train: TrainConfig | None = None,
                        finetune: TrainConfig | None = None, loss_terms: Sequence[LossTerm] = (),
@@ -41,9 +59,10 @@ def timestep_reduction(model: nn.Module, data: Split, encoder: Encoder, *, steps
 
     Starting from a model trained with `encoder` at $T$ steps, train it at each $T'$ of `steps` in
     turn (default: halving down to 1, e.g. 16 -> 8 -> 4 -> 2 -> 1) for `train` (default
-    `FINETUNE`), each stage starting from the previous one; `finetune` (default none) trains once
-    more at the last $T'$. The result's encoder is `dataclasses.replace(encoder, T=T')` for the last
-    $T'$ (every other setting of the encoder kept).
+    `PRUNE_FINETUNE`), each stage starting from the previous one; `finetune` (default none) trains once
+    more at the last $T'$. The result's encoder is `with_steps(encoder, T')` for the last $T'$ (every
+    other setting of the encoder kept), and state tied to $T$ is re-baked at each stage (`retime`:
+    TA-SNN's attention keeps its weights for the first $T'$ steps; our rule, not the paper's).
 
     `.info["accuracy"]` maps each $T$ to the test accuracy after its stage (the input model at the
     start), `.info["accuracy_before_finetune"]` to the accuracy on entering the stage, and, with
@@ -56,7 +75,7 @@ def timestep_reduction(model: nn.Module, data: Split, encoder: Encoder, *, steps
     if not steps or any(not isinstance(t, int) or t < 1 for t in steps) or \
             any(b >= a for a, b in zip((T0, *steps), steps)):
         raise ValueError(f"steps must be strictly decreasing positive ints below T={T0}, got {steps!r}")
-    train = budget(train, FINETUNE, "train")
+    train = budget(train, PRUNE_FINETUNE, "train")
     net = copy.deepcopy(model)
     acc = {T0: evaluate(net, data.test_x, data.test_y, encoder)}
     before: dict[int, float] = {}
@@ -64,7 +83,8 @@ def timestep_reduction(model: nn.Module, data: Split, encoder: Encoder, *, steps
     history: list[dict] = []
     enc = encoder
     for t in steps:
-        enc = dataclasses.replace(encoder, T=t)
+        enc = with_steps(encoder, t)
+        retime(net, t)
         before[t] = evaluate(net, data.test_x, data.test_y, enc)
         run_phase(net, data, enc, train, f"T={t}", history, extra_terms=loss_terms, extra_hooks=hooks)
         acc[t] = evaluate(net, data.test_x, data.test_y, enc)

@@ -112,8 +112,9 @@ def remove_units(model: nn.Module, keep: dict[int, Tensor]) -> nn.Module:
             nxt_fc, nxt_name = (nxt.fc, f"blocks.{i + 1}.fc") if nxt is not None else (net.head, "head")
             _slice_weight(nxt_fc, lambda w: w[:, idx], nxt_name)  # [F_next, F']
             nxt_fc.in_features = len(idx)
-        if isinstance(block.neuron, SpikingNeuron):
-            block.neuron.keep_channels(idx)
+        neuron = getattr(block.neuron, "neuron", block.neuron)  # the neuron behind TA-SNN's attention
+        if isinstance(neuron, SpikingNeuron):
+            neuron.keep_channels(idx)
     return net
 
 

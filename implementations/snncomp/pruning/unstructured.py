@@ -31,12 +31,12 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..compress import Compressed, bake_, budget, run_phase
+from ..compress import Compressed, budget, run_phase, unparametrize
 from ..data import Split
 from ..encoding import Encoder
 from ..metrics import weight_sparsity
-from ..registry import register
-from ..train import Hook, LossTerm, Step, TrainConfig
+from ..registry import all_but, register
+from ..train import NONE, Hook, LossTerm, Step, TrainConfig
 from .hooks import ADMMHook, GradualPruneHook
 from .masks import (check_sparsity, combine, global_masks, keep_pruned, masks_of, prunable_layers, prune_masks,
                     set_masks, topup_to_sparsity)
@@ -46,30 +46,38 @@ from .schedules import cubic_sparsity, iterative_sparsity, step_learning_rates
 from .scores import magnitude_scores
 from .units import units_of
 
-__all__ = ["FINETUNE", "TRAIN", "NONE", "magnitude", "gradual_magnitude", "lottery_ticket", "lr_rewinding",
+__all__ = ["PRUNE_FINETUNE", "PRUNE_TRAIN", "magnitude", "gradual_magnitude", "lottery_ticket", "lr_rewinding",
            "grad_rewiring", "deep_r", "rigl", "sparse_evolutionary", "admm", "soft_threshold", "sparsity_report"]
 
-FINETUNE = TrainConfig(epochs=4, lr=2e-3)  # default recovery budget after pruning a trained model
-TRAIN = TrainConfig(epochs=8, lr=2e-3)  # default budget of methods that prune while training
-NONE = TrainConfig(epochs=0)  # a skipped phase
+PRUNE_FINETUNE = TrainConfig(epochs=4, lr=2e-3)  # default recovery budget after pruning a trained model
+PRUNE_TRAIN = TrainConfig(epochs=8, lr=2e-3)  # default budget of methods that prune while training
 
 Terms = Sequence[LossTerm]
 Hooks = Sequence[Hook]
 
 
+def _bake_weights(layers: dict[str, nn.Module]) -> None:
+    """Turn the weight parametrizations of `layers` into plain weights, in place; every other parametrization
+    of the model (learned thresholds and their bounds) stays."""
+    for m in layers.values():
+        if parametrize.is_parametrized(m, "weight"):
+            unparametrize(m, "weight")
+
+
 def _start(model: nn.Module, sparsity: float, *, bake: bool = False):
     """Check `sparsity`, copy `model`, and return (copy, its prunable layers, masks already on it).
-    With `bake`, the copy's parametrizations become plain tensors (for methods that re-parametrize
+    With `bake`, the copy's weight parametrizations become plain tensors (for methods that re-parametrize
     or edit the weights themselves)."""
     check_sparsity(sparsity)
     net = copy.deepcopy(model)
     prior = masks_of(prunable_layers(net))
     if bake:
-        bake_(net)
+        _bake_weights(prunable_layers(net))
     return net, prunable_layers(net), prior
 
 
-@register("magnitude", kind="transform", taxonomy="pruning/unstructured", keys=("han2015learning",))
+@register("magnitude", kind="transform", taxonomy="pruning/unstructured", keys=("han2015learning",),
+          leaves=("mask",), keeps=all_but("early-exit"))
 def magnitude(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9, scope: str = "global",
               train: TrainConfig | None = None, finetune: TrainConfig | None = None,
               loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
@@ -77,19 +85,20 @@ def magnitude(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: floa
 
     $m = [\,|w| > \tau\,]$ with $\tau$ the `round(sparsity * N)`-th smallest $|w|$. `train` is the
     training before the cut (default none: the input is taken as trained), `finetune` the masked
-    recovery after it (default `FINETUNE`).
+    recovery after it (default `PRUNE_FINETUNE`).
     """
     net, layers, prior = _start(model, sparsity)
     history: list[dict] = []
     run_phase(net, data, encoder, budget(train, NONE, "train"), "train", history,
               extra_terms=loss_terms, extra_hooks=hooks)
     set_masks(layers, prune_masks(magnitude_scores(layers), sparsity, scope, prior))
-    run_phase(net, data, encoder, budget(finetune, FINETUNE, "finetune"), "finetune", history,
+    run_phase(net, data, encoder, budget(finetune, PRUNE_FINETUNE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
     return Compressed(net, encoder, history, {"sparsity": weight_sparsity(layers), "scope": scope})
 
 
-@register("gradual-magnitude", kind="transform", taxonomy="pruning/unstructured", keys=("zhu2017prune",))
+@register("gradual-magnitude", kind="transform", taxonomy="pruning/unstructured", keys=("zhu2017prune",),
+          leaves=("mask",), keeps=all_but("early-exit"))
 def gradual_magnitude(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9,
                       begin: float = 0.0, end: float = 0.75, every: int = 10, scope: str = "global",
                       train: TrainConfig | None = None, finetune: TrainConfig | None = None,
@@ -97,13 +106,13 @@ def gradual_magnitude(model: nn.Module, data: Split, encoder: Encoder, *, sparsi
     """Gradual magnitude pruning during training on the cubic sparsity schedule [@zhu2017prune].
 
     Sparsity rises from 0 to `sparsity` between the fractions `begin` and `end` of the `train` steps
-    (default `TRAIN`), updated every `every` steps; `finetune` (default none) retrains with the
+    (default `PRUNE_TRAIN`), updated every `every` steps; `finetune` (default none) retrains with the
     final mask.
     """
     if not 0.0 <= begin < end <= 1.0:
         raise ValueError(f"need 0 <= begin < end <= 1, got begin={begin!r}, end={end!r}")
     net, layers, prior = _start(model, sparsity)
-    train = budget(train, TRAIN, "train")
+    train = budget(train, PRUNE_TRAIN, "train")
     total = train.steps(data.train_x.shape[0])
     t0, n = begin * total, (end - begin) * total
     hook = GradualPruneHook(layers, lambda t: cubic_sparsity(t, sparsity, n, 0.0, t0), every, scope, prior)
@@ -143,7 +152,8 @@ def _imp_rounds(net, restart: Callable[[nn.Module], nn.Module], sparsity, rounds
 
 
 @register("lottery-ticket", kind="transform", taxonomy="pruning/unstructured",
-          keys=("frankle2019lottery", "frankle2020linear", "kim2022exploring"))
+          keys=("frankle2019lottery", "frankle2020linear", "kim2022exploring"),
+          leaves=("mask",), keeps=all_but("early-exit"))
 def lottery_ticket(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9, rounds: int = 3,
                    rewind: float = 0.02, dense: TrainConfig | None = None, train: TrainConfig | None = None,
                    finetune: TrainConfig | None = None, loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
@@ -155,7 +165,7 @@ def lottery_ticket(model: nn.Module, data: Split, encoder: Encoder, *, sparsity:
     $k$ = `round(rewind * steps)` dense steps (`rewind=0.02`: 2 % of them; 0: the initial weights, the
     ticket of [@frankle2019lottery]). Then `rounds` times: prune the trained weights by global magnitude
     to $s_r = 1 - (1 - s_f)^{r/R}$, rewind the survivors to $\theta_k$ and retrain with the mask for
-    `train` (default `TRAIN`); `finetune` (default none) trains once more at the end. This is the
+    `train` (default `PRUNE_TRAIN`); `finetune` (default none) trains once more at the end. This is the
     procedure [@kim2022exploring] apply to deep SNNs. Each round restarts the learning-rate schedule, as
     Kim et al.'s code does; Frankle et al. continue the original schedule from step $k$. To prune a
     trained model and retrain it, use `lr-rewinding`.
@@ -163,7 +173,7 @@ def lottery_ticket(model: nn.Module, data: Split, encoder: Encoder, *, sparsity:
     if isinstance(rewind, bool) or not 0.0 <= rewind < 1.0:
         raise ValueError(f"rewind must be a fraction of the dense steps in [0, 1), got {rewind!r}")
     net, _, prior = _start(model, sparsity)
-    train = budget(train, TRAIN, "train")
+    train = budget(train, PRUNE_TRAIN, "train")
     dense = budget(dense, train, "dense")
     if dense.epochs == 0:
         raise ValueError("lottery-ticket trains the untrained input itself, so `dense` needs epochs >= 1; "
@@ -182,14 +192,15 @@ def lottery_ticket(model: nn.Module, data: Split, encoder: Encoder, *, sparsity:
                                               "rewind_step": k})
 
 
-@register("lr-rewinding", kind="transform", taxonomy="pruning/unstructured", keys=("renda2020comparing",))
+@register("lr-rewinding", kind="transform", taxonomy="pruning/unstructured", keys=("renda2020comparing",),
+          leaves=("mask",), keeps=all_but("early-exit"))
 def lr_rewinding(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9, rounds: int = 3,
                  train: TrainConfig | None = None, finetune: TrainConfig | None = None,
                  loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
     r"""Iterative magnitude pruning of a trained model with learning-rate rewinding [@renda2020comparing].
 
     `rounds` times: prune the current weights by global magnitude to $s_r = 1 - (1 - s_f)^{r/R}$, keep
-    the survivors at their trained values and retrain them with the mask for `train` (default `TRAIN`,
+    the survivors at their trained values and retrain them with the mask for `train` (default `PRUNE_TRAIN`,
     the baseline's own training budget), the learning-rate schedule restarted from its beginning; as
     Renda et al. recommend, `train` should be the budget the input was trained with. `finetune`
     (default none) trains once more at the end. Unlike a lottery ticket, no weight is rewound.
@@ -197,7 +208,7 @@ def lr_rewinding(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: f
     net, _, prior = _start(model, sparsity)
     history: list[dict] = []
     net, per_round = _imp_rounds(net, lambda n: n, sparsity, rounds, prior, data, encoder,
-                                 budget(train, TRAIN, "train"), history, loss_terms, hooks)
+                                 budget(train, PRUNE_TRAIN, "train"), history, loss_terms, hooks)
     run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
     return Compressed(net, encoder, history, {"sparsity": weight_sparsity(prunable_layers(net)), "rounds": per_round})
@@ -216,7 +227,8 @@ def _emergent_end(net, layers, sparsity, prior, data, encoder, finetune, history
     return Compressed(net, encoder, history, info)
 
 
-@register("grad-rewiring", kind="transform", taxonomy="pruning/unstructured", keys=("chen2021pruning",))
+@register("grad-rewiring", kind="transform", taxonomy="pruning/unstructured", keys=("chen2021pruning",),
+          leaves=("mask",), keeps=all_but("weight-grid", "early-exit"))
 def grad_rewiring(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9, alpha: float = 1e-3,
                   train: TrainConfig | None = None, finetune: TrainConfig | None = None,
                   loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
@@ -230,7 +242,7 @@ def grad_rewiring(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: 
     $-\alpha\,\eta_t\,\mathrm{sign}(\theta - \mu)$ after Adam's (`rewiring.GradRPrior`), with $\alpha$
     fixed. The default $\alpha$ = 1e-3 is the authors'; they train for hundreds of epochs, so on short
     budgets training reaches far less than $s$ (`info["sparsity_reached_by_training"]`) and the
-    smallest survivors are cut to $s$ at the end. `train` defaults to `TRAIN`, `finetune` to none.
+    smallest survivors are cut to $s$ at the end. `train` defaults to `PRUNE_TRAIN`, `finetune` to none.
     """
     net, layers, prior_masks = _start(model, sparsity, bake=True)
     if sparsity < 0.5:
@@ -238,7 +250,7 @@ def grad_rewiring(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: 
                          f"got {sparsity!r}")
     if not alpha > 0:
         raise ValueError(f"alpha must be > 0, got {alpha!r}")
-    train = budget(train, TRAIN, "train")
+    train = budget(train, PRUNE_TRAIN, "train")
     for m in layers.values():
         parametrize.register_parametrization(m, "weight", GradRWeight(m.weight.detach()))
     thetas = [m.parametrizations.weight.original for m in layers.values()]
@@ -246,12 +258,13 @@ def grad_rewiring(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: 
     prior = GradRPrior(thetas, alpha, mu, step_learning_rates(train, data.train_x.shape[0]))
     history: list[dict] = []
     run_phase(net, data, encoder, train, "grad-r", history, hooks=[prior], extra_terms=loss_terms, extra_hooks=hooks)
-    bake_(net)  # w = s relu(theta), exact zeros where theta <= 0
+    _bake_weights(layers)  # w = s relu(theta), exact zeros where theta <= 0
     return _emergent_end(net, layers, sparsity, prior_masks, data, encoder, finetune, history,
                          {"alpha": alpha, "mu": mu}, loss_terms, hooks)
 
 
-@register("deep-r", kind="transform", taxonomy="pruning/unstructured", keys=("bellec2018deep",))
+@register("deep-r", kind="transform", taxonomy="pruning/unstructured", keys=("bellec2018deep",),
+          leaves=("mask",), keeps=all_but("weight-grid", "early-exit"))
 def deep_r(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9, lr: float = 0.5,
            l1: float = 1e-5, temperature: float | None = None, scope: str = "global",
            train: TrainConfig | None = None, finetune: TrainConfig | None = None,
@@ -261,7 +274,7 @@ def deep_r(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float =
     Every weight gets a fixed sign $s$ and a parameter $\theta$: $w = s\,\theta$ while $\theta > 0$,
     dormant ($w = 0$) otherwise. The $K = N - $ `round(sparsity * N)` weights of largest magnitude start
     active, in one global pool or per layer (`scope="layer"`). While training for `train` (default
-    `TRAIN`), the active $\theta$ follow the paper's noisy SGD with an $L_1$ term (learning rate `lr` on
+    `PRUNE_TRAIN`), the active $\theta$ follow the paper's noisy SGD with an $L_1$ term (learning rate `lr` on
     `fit`'s schedule, $\alpha$ = `l1`, temperature $T$), a $\theta$ that crosses zero turns its
     connection dormant, and dormant connections drawn at random are reactivated so that exactly $K$ are
     active after every step (`rewiring.DeepRHook`); Adam trains the other parameters. `lr` = 0.5,
@@ -273,7 +286,7 @@ def deep_r(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float =
     if scope not in ("global", "layer"):
         raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
     net, layers, prior = _start(model, sparsity, bake=True)
-    train = budget(train, TRAIN, "train")
+    train = budget(train, PRUNE_TRAIN, "train")
     start = prune_masks(magnitude_scores(layers), sparsity, scope, prior)
     for n, m in layers.items():
         parametrize.register_parametrization(m, "weight", DeepRWeight(m.weight.detach(), start[n]))
@@ -286,7 +299,7 @@ def deep_r(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float =
                      allowed=prior)
     history: list[dict] = []
     run_phase(net, data, encoder, train, "deep-r", history, hooks=[hook], extra_terms=loss_terms, extra_hooks=hooks)
-    bake_(net)  # w = s theta on the K active connections, 0 elsewhere
+    _bake_weights(layers)  # w = s theta on the K active connections, 0 elsewhere
     set_masks(layers, combine({n: (m.weight != 0).to(m.weight.dtype) for n, m in layers.items()}, prior))
     run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
@@ -315,7 +328,8 @@ def _regrow(model, data, encoder, sparsity, scope, init, train, finetune, terms,
                                               "scope": scope, "init": init})
 
 
-@register("rigl", kind="transform", taxonomy="pruning/unstructured", keys=("evci2020rigging",))
+@register("rigl", kind="transform", taxonomy="pruning/unstructured", keys=("evci2020rigging",),
+          leaves=("mask",), keeps=all_but("early-exit"))
 def rigl(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9, fraction: float = 0.3,
          every: int = 100, end: float = 0.75, scope: str = "global", init: str = "magnitude",
          train: TrainConfig | None = None, finetune: TrainConfig | None = None,
@@ -324,7 +338,7 @@ def rigl(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0
     density [@evci2020rigging].
 
     From a mask at `sparsity` (the input's largest weights, or random with `init="random"`), every
-    `every` steps until the fraction `end` of the `train` steps (default `TRAIN`), each layer drops the
+    `every` steps until the fraction `end` of the `train` steps (default `PRUNE_TRAIN`), each layer drops the
     fraction $f_t = f\,(1 + \cos(\pi t/t_{end}))/2$ of its active weights and regrows as many where
     $|\partial L/\partial w|$ is largest, at zero (`rewiring.RegrowHook`). The defaults are RigL's
     ($f$ = 0.3, $\Delta T$ = 100, $t_{end}$ = 75 % of training, cosine decay). RigL trains a random
@@ -332,13 +346,14 @@ def rigl(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0
     regrown weights; here the start is the input's global magnitude mask by default and Adam's moments
     are left to decay. `finetune` (default none) retrains with the final mask.
     """
-    train = budget(train, TRAIN, "train")
+    train = budget(train, PRUNE_TRAIN, "train")
     return _regrow(model, data, encoder, sparsity, scope, init, train, finetune, loss_terms, hooks,
                    fraction=fraction, every=every, stop=int(end * train.steps(data.train_x.shape[0])),
                    grow="gradient", anneal="cosine")
 
 
-@register("sparse-evolutionary", kind="transform", taxonomy="pruning/unstructured", keys=("mocanu2018scalable",))
+@register("sparse-evolutionary", kind="transform", taxonomy="pruning/unstructured", keys=("mocanu2018scalable",),
+          leaves=("mask",), keeps=all_but("early-exit"))
 def sparse_evolutionary(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9,
                         fraction: float = 0.3, every: int | None = None, scope: str = "global",
                         init: str = "magnitude", train: TrainConfig | None = None,
@@ -347,43 +362,45 @@ def sparse_evolutionary(model: nn.Module, data: Split, encoder: Encoder, *, spar
     random, at fixed density [@mocanu2018scalable].
 
     From a mask at `sparsity` (the input's largest weights, or random with `init="random"`), after every
-    epoch of `train` but the last (default `TRAIN`; `every` steps if given), each layer drops the
+    epoch of `train` but the last (default `PRUNE_TRAIN`; `every` steps if given), each layer drops the
     fraction $\zeta$ = `fraction` (SET's 0.3, constant) of its active weights with the smallest
     magnitude and activates as many weights drawn at random, at zero (`rewiring.RegrowHook`). SET drops
     the $\zeta$ smallest positive and the $\zeta$ largest negative weights separately and starts from an
     Erdos-Renyi random graph per layer; here one magnitude ranking per layer and the input's global
     magnitude mask (or a random one). `finetune` (default none) retrains with the final mask.
     """
-    train = budget(train, TRAIN, "train")
+    train = budget(train, PRUNE_TRAIN, "train")
     n = data.train_x.shape[0]
     return _regrow(model, data, encoder, sparsity, scope, init, train, finetune, loss_terms, hooks,
                    fraction=fraction, every=every or math.ceil(n / train.batch_size), stop=train.steps(n),
                    grow="random", anneal="constant")
 
 
-@register("admm", kind="transform", taxonomy="pruning/unstructured", keys=("deng2021comprehensive",))
+@register("admm", kind="transform", taxonomy="pruning/unstructured", keys=("deng2021comprehensive",),
+          leaves=("mask",), keeps=all_but("early-exit"))
 def admm(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9, rho: float = 5e-3,
          every: int = 20, scope: str = "global", train: TrainConfig | None = None,
          finetune: TrainConfig | None = None, loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
     r"""ADMM-regularised training toward a sparse set, then hard pruning and fine-tuning [@deng2021comprehensive].
 
     Train with $\frac{\rho}{2}\|W - Z + U\|^2$ pulling $W$ toward its sparse projection $Z$ (`train`,
-    default `TRAIN`), then prune $W$ by magnitude to exactly `sparsity` and fine-tune with the mask
-    (`finetune`, default `FINETUNE`).
+    default `PRUNE_TRAIN`), then prune $W$ by magnitude to exactly `sparsity` and fine-tune with the mask
+    (`finetune`, default `PRUNE_FINETUNE`).
     """
     net, layers, prior = _start(model, sparsity)
     hook = ADMMHook(layers, sparsity, rho, every, scope)
     history: list[dict] = []
-    run_phase(net, data, encoder, budget(train, TRAIN, "train"), "admm", history, loss_terms=[hook.penalty],
+    run_phase(net, data, encoder, budget(train, PRUNE_TRAIN, "train"), "admm", history, loss_terms=[hook.penalty],
               hooks=[hook], extra_terms=loss_terms, extra_hooks=hooks)
     set_masks(layers, prune_masks(magnitude_scores(layers), sparsity, scope, prior))
-    run_phase(net, data, encoder, budget(finetune, FINETUNE, "finetune"), "finetune", history,
+    run_phase(net, data, encoder, budget(finetune, PRUNE_FINETUNE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
     return Compressed(net, encoder, history, {"sparsity": weight_sparsity(layers), "scope": scope})
 
 
 @register("soft-threshold", kind="transform", taxonomy="pruning/unstructured",
-          keys=("chen2022state", "chen2023unified"))
+          keys=("chen2022state", "chen2023unified"),
+          leaves=("mask",), keeps=all_but("weight-grid", "early-exit"))
 def soft_threshold(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float = 0.9,
                    threshold: float | None = None, train: TrainConfig | None = None,
                    finetune: TrainConfig | None = None, loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
@@ -395,14 +412,14 @@ def soft_threshold(model: nn.Module, data: Split, encoder: Encoder, *, sparsity:
     (`rewiring.SoftThresholdWeight`): survivors are offset by the current $d_t$ only, and a pruned
     $\theta$ keeps learning, so synapses move between pruned and active. The threshold rises in
     proportion to the learning rate, $d_t = D \sum_{i \le t}\eta_i / \sum_i \eta_i$, to $D$ at the end
-    of `train` (default `TRAIN`; `rewiring.ThresholdSchedule`, S-LATS under a cosine learning rate).
+    of `train` (default `PRUNE_TRAIN`; `rewiring.ThresholdSchedule`, S-LATS under a cosine learning rate).
     The papers set $D$ by hand; by default (`threshold=None`) $D$ is the magnitude of the
     `round(sparsity * N)`-th smallest weight of the input (our calibration to the target). At the end,
     a shortfall is cut from the smallest survivors, and an overshoot is undone by lowering $d$ to the
     value that leaves exactly `round(sparsity * N)` zeros; `finetune` (default none) retrains with the mask.
     """
     net, layers, prior = _start(model, sparsity, bake=True)
-    train = budget(train, TRAIN, "train")
+    train = budget(train, PRUNE_TRAIN, "train")
     flat = torch.cat([m.weight.detach().abs().flatten() for m in layers.values()])
     k = round(sparsity * flat.numel())
     final = (float(torch.kthvalue(flat, k).values) if k else 0.0) if threshold is None else float(threshold)
@@ -419,7 +436,7 @@ def soft_threshold(model: nn.Module, data: Split, encoder: Encoder, *, sparsity:
         for p in params:
             p.d.fill_(float(torch.kthvalue(thetas, k).values))
     info["final_threshold"] = float(params[0].d)
-    bake_(net)
+    _bake_weights(layers)
     return _emergent_end(net, layers, sparsity, prior, data, encoder, finetune, history, info, loss_terms, hooks)
 
 

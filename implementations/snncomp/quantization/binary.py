@@ -27,10 +27,9 @@ from ..compress import Compressed, budget, run_phase
 from ..data import Split
 from ..encoding import Encoder
 from ..metrics import weight_layers
-from ..registry import register
-from ..train import Hook, LossTerm, TrainConfig
+from ..registry import all_but, register
+from ..train import NONE, Hook, LossTerm, TrainConfig
 from .quantizers import SCALE_BITS, weight_quantizers
-from .weights import NONE
 
 __all__ = ["BINARY", "Binarize", "ClipShadowWeights", "binary_weights"]
 
@@ -103,7 +102,8 @@ class Binarize(nn.Module):
 
 
 @register("binary-weights", kind="transform", taxonomy="quantization/binary",
-          keys=("kheradpisheh2022bs4nn", "lu2020exploring", "courbariaux2015binaryconnect"))
+          keys=("kheradpisheh2022bs4nn", "lu2020exploring", "courbariaux2015binaryconnect"),
+          leaves=("weight-grid",), keeps=all_but("membrane-grid", "early-exit"))
 def binary_weights(model: nn.Module, data: Split, encoder: Encoder, *, per_channel: bool = False,
                    include_first: bool = True, include_head: bool = True, clip: float = 1.0,
                    train: TrainConfig | None = None,

@@ -33,12 +33,12 @@ from ..data import Split
 from ..encoding import Encoder
 from ..metrics import weight_layers
 from ..neurons import AdaptiveLIF, SpikingNeuron
-from ..registry import register
-from ..train import Hook, LossTerm, TrainConfig
+from ..registry import all_but, register
+from ..train import NONE, Hook, LossTerm, TrainConfig
 from .quantizers import (FakeQuantize, FixedPointQuantize, GridInput, MembraneQuantizer, MinMaxFakeQuantize,
                          add_quantizer, check_bits, fixed_point_step, minmax_scale, power_of_two, qrange, quantizer_of,
                          weight_quantizers)
-from .weights import NONE, QAT
+from .weights import QAT
 
 __all__ = ["BIAS_BITS", "fold_batchnorm", "spiking_blocks", "set_membrane_quantizer", "shared_step", "q_spinn", "mint"]
 
@@ -69,11 +69,14 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-def spiking_blocks(model: nn.Module) -> dict[str, tuple[nn.Module, SpikingNeuron]]:
-    """`{block name: (its conv or linear layer, its neuron)}` for every block with a `neuron`."""
+def spiking_blocks(model: nn.Module, *, attended: bool = False) -> dict[str, tuple[nn.Module, SpikingNeuron]]:
+    """`{block name: (its conv or linear layer, its neuron)}` for every block with a `neuron`; with
+    `attended`, also the neuron behind TA-SNN's attention (which rescales the current before it)."""
     out = {}
     for name, block in model.named_modules():
         neuron = getattr(block, "neuron", None)
+        if attended and not isinstance(neuron, SpikingNeuron):
+            neuron = getattr(neuron, "neuron", neuron)
         layer = getattr(block, "conv", None) or getattr(block, "fc", None)
         if isinstance(neuron, SpikingNeuron) and isinstance(layer, (nn.Conv2d, nn.Linear)):
             out[name] = (layer, neuron)
@@ -89,10 +92,12 @@ def set_membrane_quantizer(name: str, neuron: nn.Module, quantizer: MembraneQuan
 
 def _threshold(neuron: nn.Module) -> float:
     t = neuron.threshold
-    return float(t.max()) if isinstance(t, Tensor) else float(t)
+    return float(t.detach().max()) if isinstance(t, Tensor) else float(t)
 
 
-@register("q-spinn", kind="transform", taxonomy="quantization/membrane-potential", keys=("putra2021qspinn",))
+@register("q-spinn", kind="transform", taxonomy="quantization/membrane-potential", keys=("putra2021qspinn",),
+          leaves=("membrane-grid", "weight-grid"), keeps=all_but("membrane-grid", "early-exit"),
+          requires={"neuron": ("LIF", "IF", "PLIF")})
 def q_spinn(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 4, weight_bits: int | None = None,
             rounding: str = "nearest", fraction_bits: int | None = None, weight_fraction_bits: int | None = None,
             seed: int = 0, train: TrainConfig | None = None, finetune: TrainConfig | None = None,
@@ -115,7 +120,7 @@ def q_spinn(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 4, w
     if weight_fraction_bits is not None and weight_bits is None:
         raise ValueError("q_spinn: weight_fraction_bits needs weight_bits")
     net = copy.deepcopy(model)
-    blocks = spiking_blocks(net)
+    blocks = spiking_blocks(net, attended=True)
     if not blocks:
         raise TypeError(f"q_spinn: {type(model).__name__} has no block with a spiking neuron")
     for i, (name, (_, neuron)) in enumerate(blocks.items()):
@@ -157,7 +162,10 @@ def shared_step(w: Tensor, bits: int) -> Tensor:
     return best
 
 
-@register("mint", kind="transform", taxonomy="quantization/membrane-potential", keys=("yin2024mint",))
+@register("mint", kind="transform", taxonomy="quantization/membrane-potential", keys=("yin2024mint",),
+          leaves=("weight-grid", "membrane-grid"),
+          keeps=all_but("weight-grid", "membrane-grid", "trained-threshold", "attention", "early-exit"),
+          requires={"neuron": ("LIF", "IF")})
 def mint(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 4, membrane_bits: int = 4,
          input_bits: int = 8, train: TrainConfig | None = None, finetune: TrainConfig | None = None,
          loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:

@@ -308,6 +308,9 @@ def add_quantizer(module: nn.Module, quantizer: nn.Module, name: str = "weight")
             if hasattr(p, "bits"):
                 plist[i] = quantizer
                 return
+    from ..compress import own_class
+
+    own_class(module)  # a new parametrized tensor must not edit a class shared with a deepcopy's original
     parametrize.register_parametrization(module, name, quantizer)
 
 

@@ -24,12 +24,12 @@ from ..compress import Compressed, budget, run_phase
 from ..data import Split
 from ..encoding import Encoder
 from ..metrics import weight_layers
-from ..registry import register
-from ..train import Hook, LossTerm, TrainConfig
+from ..registry import all_but, register
+from ..train import NONE, Hook, LossTerm, TrainConfig
 from .quantizers import FakeQuantize, LSQQuantizer, MinMaxFakeQuantize, check_bits, minmax_scale, weight_quantizers
 from .sharing import ADMMQuantHook, Codebook, PowerOfTwoQuantize, project_to_levels
 
-__all__ = ["QAT", "LSQ_TRAIN", "LSQ_MOMENTUM", "NONE", "uniform_ptq", "uniform_qat", "lsq", "kmeans_sharing",
+__all__ = ["QAT", "LSQ_TRAIN", "LSQ_MOMENTUM", "uniform_ptq", "uniform_qat", "lsq", "kmeans_sharing",
            "admm_quantization"]
 
 QAT = TrainConfig(epochs=2, lr=5e-4)  # default quantization-aware budget on a trained model (Adam)
@@ -37,7 +37,6 @@ QAT = TrainConfig(epochs=2, lr=5e-4)  # default quantization-aware budget on a t
 # fine-tunes from a full-precision network); the epoch count is ours
 LSQ_TRAIN = TrainConfig(epochs=2, lr=1e-2)
 LSQ_MOMENTUM = 0.9
-NONE = TrainConfig(epochs=0)
 
 Terms = Sequence[LossTerm]
 Hooks = Sequence[Hook]
@@ -58,7 +57,8 @@ def _minmax(bits: int, per_channel: bool):
     return lambda n, w: FakeQuantize(minmax_scale(w, bits, per_channel), bits, per_channel=per_channel, where=n)
 
 
-@register("uniform-ptq", kind="transform", taxonomy="quantization/weights", keys=("jacob2018quantization",))
+@register("uniform-ptq", kind="transform", taxonomy="quantization/weights", keys=("jacob2018quantization",),
+          leaves=("weight-grid",), keeps=all_but("membrane-grid", "early-exit"))
 def uniform_ptq(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 8, per_channel: bool = True,
                 train: TrainConfig | None = None, finetune: TrainConfig | None = None,
                 loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
@@ -79,7 +79,8 @@ def uniform_ptq(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 
 
 
 @register("uniform-qat", kind="transform", taxonomy="quantization/weights",
-          keys=("jacob2018quantization", "bengio2013estimating"))
+          keys=("jacob2018quantization", "bengio2013estimating"),
+          leaves=("weight-grid",), keeps=all_but("membrane-grid", "early-exit"))
 def uniform_qat(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 4, per_channel: bool = True,
                 train: TrainConfig | None = None, finetune: TrainConfig | None = None,
                 loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
@@ -104,7 +105,8 @@ def uniform_qat(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 
     return Compressed(net, encoder, history, {"bits": bits, "per_channel": per_channel})
 
 
-@register("lsq", kind="transform", taxonomy="quantization/weights", keys=("esser2020learned",))
+@register("lsq", kind="transform", taxonomy="quantization/weights", keys=("esser2020learned",),
+          leaves=("weight-grid",), keeps=all_but("membrane-grid", "early-exit"))
 def lsq(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 4, per_channel: bool = False,
         first_last_bits: int | None = 8, optimizer: str = "sgd", momentum: float = LSQ_MOMENTUM,
         train: TrainConfig | None = None, finetune: TrainConfig | None = None,
@@ -136,7 +138,8 @@ def lsq(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 4, per_c
                                               "optimizer": optimizer, "momentum": opts["momentum"]})
 
 
-@register("kmeans-sharing", kind="transform", taxonomy="quantization/weights", keys=("han2016deep",))
+@register("kmeans-sharing", kind="transform", taxonomy="quantization/weights", keys=("han2016deep",),
+          leaves=("weight-grid",), keeps=all_but("membrane-grid", "early-exit"))
 def kmeans_sharing(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 4,
                    train: TrainConfig | None = None, finetune: TrainConfig | None = None,
                    loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:
@@ -159,7 +162,8 @@ def kmeans_sharing(model: nn.Module, data: Split, encoder: Encoder, *, bits: int
 
 
 @register("admm-quantization", kind="transform", taxonomy="quantization/weights",
-          keys=("leng2018extremely", "deng2021comprehensive"))
+          keys=("leng2018extremely", "deng2021comprehensive"),
+          leaves=("weight-grid",), keeps=all_but("membrane-grid", "early-exit"))
 def admm_quantization(model: nn.Module, data: Split, encoder: Encoder, *, bits: int = 2, rho: float = 1e-3,
                       every: int = 10, max_exponent: int | None = None, train: TrainConfig | None = None,
                       finetune: TrainConfig | None = None, loss_terms: Terms = (), hooks: Hooks = ()) -> Compressed:

@@ -41,9 +41,9 @@ from ..compress import Compressed, budget, run_phase
 from ..data import Split
 from ..encoding import Encoder
 from ..neurons import SpikingNeuron
-from ..registry import register
-from ..spikes import record_inputs
-from ..train import Hook, LossTerm, Step, TrainConfig, eval_batches
+from ..registry import all_but, register
+from ..spikes import hooked, record_inputs
+from ..train import NONE, Hook, LossTerm, Step, TrainConfig, eval_batches
 
 __all__ = ["check_threshold", "step_logits", "prefix_logits", "exit_steps", "EarlyExit", "ExitReport", "early_exit_report",
            "early_exit_reports", "Calibration", "calibrate_threshold", "tet_loss", "no_criterion", "confidence_early_exit"]
@@ -69,11 +69,8 @@ def step_logits(model: nn.Module, x: Tensor) -> Tensor:
     readout's per-step outputs are caught by a hook)."""
     head = _readout(model)
     caught: list[Tensor] = []
-    handle = head.register_forward_hook(lambda m, i, o: caught.append(o))
-    try:
+    with hooked([head], lambda m, i, o: caught.append(o)):
         model(x)
-    finally:
-        handle.remove()
     T, B = x.shape[:2]
     return caught[-1].view(T, B, -1)  # the readout sees time folded into the batch
 
@@ -184,13 +181,8 @@ def early_exit_reports(model: nn.Module, x: Tensor, y: Tensor, encoder: Encoder,
             else:
                 ops.add_(per.view(T, B))
 
-        handles = [m.register_forward_hook(on_spikes) for m in neurons]
-        handles += [m.register_forward_hook(on_layer) for m in weight_layers]
-        try:
+        with hooked(neurons, on_spikes), hooked(weight_layers, on_layer):
             prefixes.append(prefix_logits(model, xb))
-        finally:
-            for h in handles:
-                h.remove()
         spikes_t[:, rows] = sp
         ops_t[:, rows] = ops
         updates_per_step = float(sum(sizes))
@@ -243,7 +235,8 @@ def calibrate_threshold(model: nn.Module, data: Split, encoder: Encoder, thresho
     return Calibration(chosen, reports, max_drop)
 
 
-@register("tet-loss", kind="objective", taxonomy="spike-reduction/dynamic-inference", keys=("deng2022temporal",))
+@register("tet-loss", kind="objective", taxonomy="spike-reduction/dynamic-inference", keys=("deng2022temporal",),
+          keeps=all_but("early-exit"))
 def tet_loss(step: Step, means: float = 1.0, lamb: float = 1e-3) -> Tensor:
     r"""TET, temporal efficient training [@deng2022temporal]: the cross-entropy of every step's readout,
     averaged over the steps, plus a small MSE pull of the per-step readouts towards `means`,
@@ -275,7 +268,9 @@ def no_criterion(logits: Tensor, targets: Tensor) -> Tensor:
 
 
 @register("confidence-early-exit", kind="transform", taxonomy="spike-reduction/dynamic-inference",
-          keys=("li2023seenn",))
+          keys=("li2023seenn",),
+          leaves=("early-exit",), keeps=all_but("early-exit"), changes=("model=EarlyExit",),
+          requires={"model": ("ConvNet", "MLP")})
 def confidence_early_exit(model: nn.Module, data: Split, encoder: Encoder, *, threshold: float | None = 0.9,
                           thresholds: Sequence[float] = (0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 0.999),
                           max_drop: float = 0.5, tet: bool = False, train: TrainConfig | None = None,
@@ -297,12 +292,11 @@ def confidence_early_exit(model: nn.Module, data: Split, encoder: Encoder, *, th
     _readout(model)
     net = copy.deepcopy(model)
     history: list[dict] = []
-    none = TrainConfig(epochs=0)
     own = [tet_loss] if tet else []
     options = {"criterion": no_criterion} if tet else {}
-    run_phase(net, data, encoder, budget(train, none, "train"), "train", history, loss_terms=own,
+    run_phase(net, data, encoder, budget(train, NONE, "train"), "train", history, loss_terms=own,
               extra_terms=loss_terms, extra_hooks=hooks, **options)
-    run_phase(net, data, encoder, budget(finetune, none, "finetune"), "finetune", history, loss_terms=own,
+    run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history, loss_terms=own,
               extra_terms=loss_terms, extra_hooks=hooks, **options)
     info: dict = {}
     if threshold is None:

@@ -41,19 +41,19 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from ..compress import Compressed, budget, run_phase
+from ..compress import Compressed, budget, own_class, run_phase
 from ..data import Split
 from ..encoding import Encoder
 from ..neurons import LIF, SpikingNeuron
-from ..registry import register
+from ..registry import all_but, register
 from ..spikes import record_inputs
-from ..train import Hook, LossTerm, Step, TrainConfig, evaluate
+from ..train import NONE, Hook, LossTerm, Step, TrainConfig, evaluate
 from .synops import count_synops
 
 __all__ = ["spike_rate_l1", "spike_rate_l2", "target_firing_rate", "synops_loss", "synops_count", "weighted", "layer_rates",
-           "learnable_threshold", "AtLeast", "SharedAtLeast", "TemporalAttention", "temporal_wise_attention", "FINETUNE"]
+           "learnable_threshold", "AtLeast", "SharedAtLeast", "TemporalAttention", "temporal_wise_attention", "RATE_FINETUNE"]
 
-FINETUNE = TrainConfig(epochs=2, lr=1e-3)  # default training of the rate-side transforms on a trained model
+RATE_FINETUNE = TrainConfig(epochs=2, lr=1e-3)  # default training of the rate-side transforms on a trained model
 
 
 def _spikes(step: Step, where: str) -> list[tuple[str, Tensor]]:
@@ -72,7 +72,8 @@ def layer_rates(step: Step) -> dict[str, Tensor]:
     return {k: torch.stack(v).mean() for k, v in rates.items()}
 
 
-@register("spike-rate-l1", kind="objective", taxonomy="spike-reduction/rate", keys=("deng2021comprehensive",))
+@register("spike-rate-l1", kind="objective", taxonomy="spike-reduction/rate", keys=("deng2021comprehensive",),
+          keeps=all_but("early-exit"))
 def spike_rate_l1(step: Step) -> Tensor:
     r"""Mean firing rate over all spiking neurons, steps and samples, the L1 activity regulariser
     [@deng2021comprehensive].
@@ -87,7 +88,8 @@ def spike_rate_l1(step: Step) -> Tensor:
     # --8<-- [end:spike_l1]
 
 
-@register("spike-rate-l2", kind="objective", taxonomy="spike-reduction/rate", keys=("neil2016learning",))
+@register("spike-rate-l2", kind="objective", taxonomy="spike-reduction/rate", keys=("neil2016learning",),
+          keeps=all_but("early-exit"))
 def spike_rate_l2(step: Step) -> Tensor:
     r"""Mean squared per-neuron firing rate, an L2 activity penalty [@neil2016learning].
 
@@ -99,7 +101,8 @@ def spike_rate_l2(step: Step) -> Tensor:
     return total / count
 
 
-@register("target-firing-rate", kind="objective", taxonomy="spike-reduction/rate", keys=("zenke2021remarkable",))
+@register("target-firing-rate", kind="objective", taxonomy="spike-reduction/rate", keys=("zenke2021remarkable",),
+          keeps=all_but("early-exit"))
 def target_firing_rate(step: Step, target: float | dict[str, float] = 0.02) -> Tensor:
     r"""Upper bound on each layer's population firing rate, squared hinge per sample:
     $\sum_l \frac1B\sum_b \max(0, r_{l,b} - r^*_l)^2$ [@zenke2021remarkable].
@@ -147,7 +150,8 @@ def synops_count(step: Step) -> Tensor:
 
 
 @register("synops-loss", kind="objective", taxonomy="spike-reduction/rate", keys=("sorbaro2020optimizing",),
-          needs=("target",))
+          needs=("target",),
+          keeps=all_but("early-exit"))
 def synops_loss(step: Step, target: float) -> Tensor:
     r"""Squared relative distance of the effective synaptic operations per sample to a target,
     $((S - S_0)/S_0)^2$ [@sorbaro2020optimizing].
@@ -205,15 +209,19 @@ class SharedAtLeast(nn.Module):
 
 
 def _make_trainable(module: nn.Module, name: str, floor: float, per_layer: bool) -> None:
+    if parametrize.is_parametrized(module, name):
+        return  # already learned (an earlier learnable-threshold step): it keeps its own parametrization
     value = getattr(module, name).detach().clone()
     if per_layer:
         value = torch.full_like(value, float(value.mean()))
+    own_class(module)  # registering on a parametrized copy must not edit its original's class
     delattr(module, name)  # a buffer
     module.register_parameter(name, nn.Parameter(value))
     parametrize.register_parametrization(module, name, SharedAtLeast(floor) if per_layer else AtLeast(floor))
 
 
-@register("learnable-threshold", kind="transform", taxonomy="spike-reduction/rate", keys=("rathi2023dietsnn",))
+@register("learnable-threshold", kind="transform", taxonomy="spike-reduction/rate", keys=("rathi2023dietsnn",),
+          leaves=("trained-threshold",), keeps=all_but("membrane-grid", "early-exit"), requires={"neuron": ("LIF",)})
 def learnable_threshold(model: nn.Module, data: Split, encoder: Encoder, *, leak: bool = True,
                         per_layer: bool = True, reset: str | None = "soft", min_threshold: float = 0.05,
                         train: TrainConfig | None = None, finetune: TrainConfig | None = None,
@@ -230,7 +238,7 @@ def learnable_threshold(model: nn.Module, data: Split, encoder: Encoder, *, leak
     ANN with thresholds set from its activations. Both stay on the model as parametrizations
     ($\theta \ge$ `min_threshold`, $\tau \ge 1$). A higher learned threshold means fewer spikes; pass a
     spike or synop loss in `loss_terms` to pull in that direction explicitly. `train` (default
-    `FINETUNE`) is the phase with trainable thresholds; `finetune` (default none) trains again after it.
+    `RATE_FINETUNE`) is the phase with trainable thresholds; `finetune` (default none) trains again after it.
     `.info` holds the mean threshold of each layer before and after."""
     if reset not in (None, "soft", "hard"):
         raise ValueError(f"learnable-threshold: reset must be 'soft', 'hard' or None, got {reset!r}")
@@ -238,7 +246,7 @@ def learnable_threshold(model: nn.Module, data: Split, encoder: Encoder, *, leak
     lifs = {n: m for n, m in net.named_modules() if isinstance(m, LIF)}
     if not lifs:
         raise TypeError(f"learnable-threshold needs LIF neurons; {type(model).__name__} has none")
-    before = {n: float(m.threshold.mean()) for n, m in lifs.items()}
+    before = {n: float(m.threshold.detach().mean()) for n, m in lifs.items()}
     for m in lifs.values():
         _make_trainable(m, "threshold", min_threshold, per_layer)
         if leak:
@@ -246,9 +254,9 @@ def learnable_threshold(model: nn.Module, data: Split, encoder: Encoder, *, leak
         if reset is not None:
             m.reset = reset
     history: list[dict] = []
-    run_phase(net, data, encoder, budget(train, FINETUNE, "train"), "train", history, extra_terms=loss_terms,
+    run_phase(net, data, encoder, budget(train, RATE_FINETUNE, "train"), "train", history, extra_terms=loss_terms,
               extra_hooks=hooks)
-    run_phase(net, data, encoder, budget(finetune, TrainConfig(epochs=0), "finetune"), "finetune", history,
+    run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
     after = {n: float(m.threshold.detach().mean()) for n, m in lifs.items()}
     return Compressed(net, encoder, history, {"threshold_before": before, "threshold_after": after})
@@ -276,12 +284,25 @@ class TemporalAttention(nn.Module):
         self.excite = nn.Sequential(nn.Linear(T, hidden), nn.ReLU(), nn.Linear(hidden, T), nn.Sigmoid())
         self.last_kept: Tensor | None = None  # [T, B] mask of the steps kept in the last eval call
 
+    def retime(self, T: int) -> None:
+        """Re-bake for `T` steps, at most those it was built for (time-step reduction after TA-SNN): the
+        excitation layers are kept and read the `T` step means followed by zeros, and the first `T` scores
+        are used, as if the weights reading and scoring the dropped steps were cut; masks or quantizers on
+        those layers stay in force. Our rule: TA-SNN is trained at one fixed T."""
+        built = self.excite[0].in_features
+        if not 1 <= T <= built:
+            raise ValueError(f"TemporalAttention.retime: built for {built} steps, cannot run {T}")
+        self.T, self.last_kept = T, None
+
     def scores(self, x: Tensor) -> Tensor:
         """Attention scores `[T, B]` of `x: [T, B, ...]`."""
         if x.shape[0] != self.T:
             raise ValueError(f"TemporalAttention: built for T={self.T} steps, got input with {x.shape[0]}")
         z = x.flatten(2).mean(2).t()  # [B, T]
-        return self.excite(z).t()  # [T, B]
+        built = self.excite[0].in_features
+        if self.T < built:  # retimed to fewer steps: the dropped steps read as zeros
+            z = nn.functional.pad(z, (0, built - self.T))
+        return self.excite(z)[:, : self.T].t()  # [T, B]
 
     def forward(self, x: Tensor) -> Tensor:
         d = self.scores(x)
@@ -307,7 +328,8 @@ class _AttendedNeuron(nn.Module):
         return self.neuron(self.attention(x))
 
 
-@register("temporal-wise-attention", kind="transform", taxonomy="spike-reduction/rate", keys=("yao2021temporalwise",))
+@register("temporal-wise-attention", kind="transform", taxonomy="spike-reduction/rate", keys=("yao2021temporalwise",),
+          leaves=("attention",), keeps=all_but("early-exit"), requires={"model": ("ConvNet", "MLP")})
 def temporal_wise_attention(model: nn.Module, data: Split, encoder: Encoder, *, reduction: int = 4,
                             d_th: float = 0.5, train: TrainConfig | None = None,
                             finetune: TrainConfig | None = None, loss_terms: Sequence[LossTerm] = (),
@@ -321,7 +343,7 @@ def temporal_wise_attention(model: nn.Module, data: Split, encoder: Encoder, *, 
     the current by the score in training and at inference. Input attention pruning (`d_th > 0`) zeroes
     the current of the steps scored below `d_th` in eval mode; kept steps keep their score (our rule: the
     published code has no pruning step and we could not read the paper's equation). `train` (default
-    `FINETUNE`) trains the attended network; `finetune` (default none) trains again. `.info` has the
+    `RATE_FINETUNE`) trains the attended network; `finetune` (default none) trains again. `.info` has the
     test accuracy with and without dropping and the fraction of (step, sample) currents kept per block
     in the last batch."""
     if not hasattr(model, "blocks") or not all(hasattr(b, "neuron") for b in model.blocks):
@@ -335,9 +357,9 @@ def temporal_wise_attention(model: nn.Module, data: Split, encoder: Encoder, *, 
         for b in net.blocks:
             b.neuron = _AttendedNeuron(TemporalAttention(encoder.T, reduction, d_th), b.neuron)
     history: list[dict] = []
-    run_phase(net, data, encoder, budget(train, FINETUNE, "train"), "train", history, extra_terms=loss_terms,
+    run_phase(net, data, encoder, budget(train, RATE_FINETUNE, "train"), "train", history, extra_terms=loss_terms,
               extra_hooks=hooks)
-    run_phase(net, data, encoder, budget(finetune, TrainConfig(epochs=0), "finetune"), "finetune", history,
+    run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
     attn = [b.neuron.attention for b in net.blocks]
     for a in attn:

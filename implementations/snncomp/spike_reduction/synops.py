@@ -23,6 +23,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..spikes import is_spike_tensor
+
 __all__ = ["fan_out", "layer_synops", "SynopCount", "count_synops"]
 
 
@@ -50,11 +52,6 @@ def fan_out(module: nn.Module, in_shape: tuple[int, ...]) -> Tensor:
     return fo
 
 
-def _binary(x: Tensor) -> bool:
-    """The metric's test: a layer whose input holds only -1, 0 and 1 does accumulates."""
-    return bool(((x == 0) | (x == 1) | (x == -1)).all())
-
-
 def layer_synops(module: nn.Module, x: Tensor) -> tuple[Tensor, bool]:
     """Effective synaptic operations of one call of `module` on `x` (`[N, ...]`, time folded into the
     batch), summed over `N`, as a float64 scalar; and whether they are accumulates (spike input).
@@ -62,7 +59,7 @@ def layer_synops(module: nn.Module, x: Tensor) -> tuple[Tensor, bool]:
     Spike inputs keep their gradient (the count is $\\sum_i x_i f_i$); analog inputs are counted by their
     non-zero indicator, a constant, as `metrics` counts MACs."""
     fo = fan_out(module, tuple(x.shape[1:]))
-    binary = _binary(x.detach())
+    binary = is_spike_tensor(x.detach(), signed=True)  # the metric's test: -1, 0 and 1 only -> accumulates
     if not binary:
         src = (x.detach() != 0).to(x.dtype)
     elif bool((x.detach() < 0).any()):

@@ -37,14 +37,15 @@ from ..compress import Compressed, budget, run_phase
 from ..data import Split
 from ..encoding import Encoder, Latency
 from ..neurons import LIF, NeuronOutput, SpikingNeuron, _channel_view, _check_sequence
-from ..registry import register
+from ..registry import all_but, register
+from ..spikes import hooked
 from ..surrogate import ATan, Surrogate
-from ..train import Hook, LossTerm, Step, TrainConfig, evaluate
+from ..train import NONE, Hook, LossTerm, Step, TrainConfig, evaluate
 
-__all__ = ["first_spike_lif", "FirstSpikeLIF", "time_to_first_spike", "max_spikes_per_neuron", "TRAIN",
+__all__ = ["first_spike_lif", "FirstSpikeLIF", "time_to_first_spike", "max_spikes_per_neuron", "TTFS_TRAIN",
            "FirstSpikeIF", "S4NNet", "S4NNLoss", "ReviveSilent", "s4nn", "S4NN_TRAIN"]
 
-TRAIN = TrainConfig(epochs=4, lr=2e-3)  # default training of the single-spike network
+TTFS_TRAIN = TrainConfig(epochs=4, lr=2e-3)  # default training of the single-spike network
 
 
 def first_spike_lif(x: Tensor, tau: float | Tensor = 2.0, threshold: float | Tensor = 1.0, *,
@@ -106,7 +107,9 @@ def _swap_neurons(net: nn.Module) -> int:
 
 
 @register("time-to-first-spike", kind="transform", taxonomy="spike-reduction/temporal-coding",
-          keys=("kheradpisheh2020temporal", "mostafa2018supervised"))
+          keys=("kheradpisheh2020temporal", "mostafa2018supervised"),
+          keeps=all_but("membrane-grid", "trained-threshold", "early-exit"),
+          changes=("encoder=latency", "neuron=FirstSpikeLIF"), requires={"neuron": ("LIF",)})
 def time_to_first_spike(model: nn.Module, data: Split, encoder: Encoder, *, T: int | None = None,
                         train: TrainConfig | None = None, finetune: TrainConfig | None = None,
                         loss_terms: Sequence[LossTerm] = (), hooks: Sequence[Hook] = ()) -> Compressed:
@@ -115,7 +118,7 @@ def time_to_first_spike(model: nn.Module, data: Split, encoder: Encoder, *, T: i
 
     Every LIF becomes a `FirstSpikeLIF` (same $\tau$ and $\theta$), the input becomes latency-coded
     (`encoding.Latency(T)`, `T` defaulting to the encoder's), and the network is trained (`train`,
-    default `TRAIN`) with surrogate gradients, then optionally fine-tuned (`finetune`, default none).
+    default `TTFS_TRAIN`) with surrogate gradients, then optionally fine-tuned (`finetune`, default none).
     Simplified learning rule: see the module docstring. `.info` has the accuracy before training (the
     weights as given, on the new code) and after."""
     net = copy.deepcopy(model)
@@ -124,9 +127,9 @@ def time_to_first_spike(model: nn.Module, data: Split, encoder: Encoder, *, T: i
     enc = Latency(T if T is not None else encoder.T)
     before = evaluate(net, data.test_x, data.test_y, enc)
     history: list[dict] = []
-    run_phase(net, data, enc, budget(train, TRAIN, "train"), "train", history, extra_terms=loss_terms,
+    run_phase(net, data, enc, budget(train, TTFS_TRAIN, "train"), "train", history, extra_terms=loss_terms,
               extra_hooks=hooks)
-    run_phase(net, data, enc, budget(finetune, TrainConfig(epochs=0), "finetune"), "finetune", history,
+    run_phase(net, data, enc, budget(finetune, NONE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
     return Compressed(net, enc, history, {"T": enc.T, "accuracy_before_training": before,
                                           "accuracy": evaluate(net, data.test_x, data.test_y, enc)})
@@ -135,14 +138,9 @@ def time_to_first_spike(model: nn.Module, data: Split, encoder: Encoder, *, T: i
 def max_spikes_per_neuron(model: nn.Module, inputs: Tensor) -> int:
     """The largest number of spikes any neuron emits for any sample of `inputs: [T, B, ...]`."""
     seen: list[int] = [0]
-    handles = [m.register_forward_hook(lambda m, i, o: seen.append(int(o.sum(0).max()))) for m in model.modules()
-               if isinstance(m, SpikingNeuron)]
-    try:
-        with torch.no_grad():
-            model(inputs)
-    finally:
-        for h in handles:
-            h.remove()
+    neurons = [m for m in model.modules() if isinstance(m, SpikingNeuron)]
+    with hooked(neurons, lambda m, i, o: seen.append(int(o.sum(0).max()))), torch.no_grad():
+        model(inputs)
     return max(seen)
 
 
@@ -338,7 +336,8 @@ class ReviveSilent(Hook):
         self.revived.append(revived)
 
 
-@register("s4nn", kind="transform", taxonomy="spike-reduction/temporal-coding", keys=("kheradpisheh2020temporal",))
+@register("s4nn", kind="transform", taxonomy="spike-reduction/temporal-coding", keys=("kheradpisheh2020temporal",),
+          keeps=(), changes=("architecture", "model=S4NNet", "encoder=latency", "neuron=FirstSpikeIF", "T"))
 def s4nn(model: nn.Module, data: Split, encoder: Encoder, *, T: int = 256, hidden: Sequence[int] = (400,),
          threshold: float = 100.0, init: Sequence[float] = (5.0, 48.0), gamma: int = 3, seed: int = 0,
          train: TrainConfig | None = None, finetune: TrainConfig | None = None,
@@ -364,7 +363,7 @@ def s4nn(model: nn.Module, data: Split, encoder: Encoder, *, T: int = 256, hidde
     options = {"criterion": S4NNLoss(T, gamma), "optimizer": "sgd"}
     run_phase(net, data, enc, config, "train", history, hooks=[revive],
               extra_terms=loss_terms, extra_hooks=hooks, **options)
-    run_phase(net, data, enc, budget(finetune, TrainConfig(epochs=0), "finetune"), "finetune", history,
+    run_phase(net, data, enc, budget(finetune, NONE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks, **options)
     return Compressed(net, enc, history, {"T": T, "sizes": sizes, "replaces": type(model).__name__,
                                           "revived_per_epoch": revive.revived,

@@ -1,0 +1,506 @@
+r"""Chains of compression methods: checked before any training, then applied one after the other.
+
+A chain is a sequence of `Step`s, each a registered transform, a registered objective, or the built-in
+`"train"` step. Every method declares, at registration (`registry.register`), what it does to the state
+of a model:
+
+* **constraints** it *leaves* on the model and that a later method must keep or refuse:
+  `"mask"` (pruning masks as parametrizations), `"weight-grid"` (weight quantizers as parametrizations:
+  uniform, LSQ, binary, k-means, power-of-two, fixed point), `"membrane-grid"` (a membrane-potential
+  quantizer on the neurons: Q-SpiNN, MINT), `"trained-threshold"` (learned thresholds and leaks),
+  `"attention"` (TA-SNN modules), `"early-exit"` (the early-exit wrapper);
+* which of the constraints of earlier steps it *keeps* (`"all"`, or a tuple; `registry.all_but(...)`);
+* **facts** it *changes*: `"T"`, `"encoder"`, `"neuron"`, `"structure"` (channels removed),
+  `"architecture"` (a new network), `"model"`; a change may name the new value (`"encoder=latency"`);
+* what it *requires* of its input, e.g. `{"neuron": ("LIF",)}` or `{"model": ("ConvNet", "MLP")}`.
+
+`check` uses only these declarations, so an order that cannot work is refused before anything trains,
+with a `ChainError` naming both steps and why. `run` checks, then applies every step to a copy of the
+model: a transform is called with its options (budgets given as dicts of `TrainConfig` fields), an
+objective becomes a fine-tune phase with the objective as a weighted loss term (options `weight`,
+default 1, and `finetune`, default `OBJECTIVE_FINETUNE`), and `"train"` is plain training (option
+`train`, default `TRAIN`), the control that trains a model alone for the same budget. Every history
+record is tagged with its `step` index, `method`, `label` and `phase`.
+
+**Freezing.** What an earlier step trained keeps training in every later phase unless a step freezes it:
+`Step(freeze=("quantizer-steps",))` keeps every quantizer's trained parameters (LSQ steps, k-means
+centroids, ...) fixed in that step's phases, `"thresholds"` the learned thresholds and leaks. `freeze=None`
+takes the method's `freezes_by_default`. Our default freezes nothing for every method: none of the papers
+implemented here continues training on top of another method's learned steps or thresholds, so none gives a
+rule to follow; a recipe asks for freezing explicitly.
+
+Step indices are 0-based, in the attributes and in the messages of `ChainError`.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from . import registry
+from .compress import Compressed, run_phase
+from .data import Split
+from .encoding import Encoder
+from .registry import CONSTRAINTS, FREEZABLE, all_but
+from .train import TrainConfig
+
+__all__ = ["ChainError", "Step", "check", "run", "constraints", "broken", "declarations", "declarations_table", "TRAIN",
+           "OBJECTIVE_FINETUNE", "BUDGETS"]
+
+TRAIN = TrainConfig()  # the built-in "train" step's default budget: `fit`'s own default
+OBJECTIVE_FINETUNE = TrainConfig(epochs=4, lr=2e-3)  # an objective's fine-tune phase, as pruning's recovery
+BUDGETS = ("train", "finetune", "dense")  # options that are training budgets (dicts of TrainConfig fields)
+
+# the built-in step: plain training keeps every constraint but the early-exit wrapper (its calibration
+# would go stale)
+_TRAIN_KEEPS = all_but("early-exit")
+
+# why a constraint is dropped, when the later method does not say more
+_DROPS = {
+    "mask": "it would not keep the pruned weights at zero",
+    "weight-grid": "it re-parametrizes or bakes the weights, so the weight quantizers would be dropped",
+    "membrane-grid": "it replaces or re-parametrizes the neurons, so the membrane quantizer would be dropped "
+                     "or moved off its grid",
+    "trained-threshold": "it needs the neurons' thresholds as fixed buffers with the original reset",
+    "attention": "it cannot carry the temporal attention modules",
+    "early-exit": "the early-exit wrapper must be the last step (its exit threshold is calibrated on the final "
+                  "model)",
+}
+# more specific reasons, (later method, constraint) -> reason
+_WHY = {
+    ("soft-threshold", "weight-grid"): "soft-threshold bakes its input and re-parametrizes every weight, so the "
+                                       "weight quantizers would be dropped; quantize after it",
+    ("grad-rewiring", "weight-grid"): "Grad R bakes its input and re-parametrizes every weight, so the weight "
+                                      "quantizers would be dropped; quantize after it",
+    ("deep-r", "weight-grid"): "Deep R bakes its input and re-parametrizes every weight, so the weight "
+                               "quantizers would be dropped; quantize after it",
+    ("attention-transfer", "attention"): "attention transfer pairs every activation layer of the student with "
+                                         "the teacher's, and would pair the attention modules' own layers too",
+    ("mint", "attention"): "MINT's integer model has no place for the attention's real-valued scores",
+    ("mint", "weight-grid"): "MINT folds batch normalisation into the weights, which needs unquantized weights; "
+                             "apply MINT first",
+    ("mint", "trained-threshold"): "MINT puts each threshold on its integer grid, which a learned "
+                                   "(parametrized) threshold does not keep",
+    ("uniform-ptq", "membrane-grid"): "it would replace the weights' grid after a membrane quantizer was set (MINT ties the "
+                              "membrane grid to the weights' step); quantize the weights before the membrane",
+    ("uniform-qat", "membrane-grid"): "it would replace the weights' grid after a membrane quantizer was set (MINT ties the "
+                              "membrane grid to the weights' step); quantize the weights before the membrane",
+    ("lsq", "membrane-grid"): "it would replace the weights' grid after a membrane quantizer was set (MINT ties the "
+                              "membrane grid to the weights' step); quantize the weights before the membrane",
+    ("kmeans-sharing", "membrane-grid"): "it would replace the weights' grid after a membrane quantizer was set (MINT ties the "
+                              "membrane grid to the weights' step); quantize the weights before the membrane",
+    ("admm-quantization", "membrane-grid"): "it would replace the weights' grid after a membrane quantizer was set (MINT ties the "
+                              "membrane grid to the weights' step); quantize the weights before the membrane",
+    ("binary-weights", "membrane-grid"): "it would replace the weights' grid after a membrane quantizer was set (MINT ties the "
+                              "membrane grid to the weights' step); quantize the weights before the membrane",
+    ("q-spinn", "membrane-grid"): "it would replace the membrane quantizer an earlier step set (and MINT's shared grid)",
+    ("time-to-first-spike", "membrane-grid"): "time-to-first-spike swaps every LIF for a single-spike neuron "
+                                              "that has no membrane quantizer",
+    ("time-to-first-spike", "trained-threshold"): "time-to-first-spike needs hard-reset LIFs with buffer "
+                                                  "thresholds; apply learnable-threshold after it",
+    ("learnable-threshold", "membrane-grid"): "learnable-threshold moves the thresholds off the membrane grid "
+                                              "(MINT's integer threshold); quantize the membrane after it",
+    ("channel-slimming", "weight-grid"): "removing channels through a weight quantizer is not supported; "
+                                         "quantize after channel slimming",
+    ("activity-pruning", "weight-grid"): "removing units through a weight quantizer is not supported; "
+                                         "quantize after activity pruning",
+    ("channel-slimming", "trained-threshold"): "removing channels cannot cut parametrized per-channel "
+                                               "thresholds; learn the thresholds after it",
+    ("activity-pruning", "trained-threshold"): "removing units cannot cut parametrized per-channel thresholds; "
+                                               "learn the thresholds after it",
+}
+
+
+class ChainError(ValueError):
+    """An order of methods that cannot work, raised before any training: `.later` is the step refused,
+    `.earlier` the step whose constraint or change it conflicts with (`None` when the conflict is with the
+    input itself or the step alone), `.reason` why."""
+
+    def __init__(self, later: int, later_name: str, reason: str, earlier: int | None = None,
+                 earlier_name: str | None = None) -> None:
+        self.later, self.earlier, self.reason = later, earlier, reason
+        head = f"step {later} {later_name!r}"
+        if earlier is not None:
+            head += f" cannot follow step {earlier} {earlier_name!r}"
+        super().__init__(f"{head}: {reason}")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a chain: a registered transform or objective, or `"train"`, with its keyword options
+    (budgets `train`/`finetune`/`dense` as dicts of `TrainConfig` fields or `TrainConfig`s), what it
+    freezes of what earlier steps trained (`None`: the method's defaults) and a label for reports."""
+
+    method: str
+    options: dict = field(default_factory=dict, hash=False)
+    freeze: tuple[str, ...] | None = None
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        """The label, or the method name."""
+        return self.label or self.method
+
+
+# ----------------------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class _Decl:
+    name: str
+    kind: str
+    leaves: tuple[str, ...]
+    keeps: tuple[str, ...] | str
+    changes: tuple[str, ...]
+    requires: dict
+    freezes_by_default: tuple[str, ...]
+    fn: Callable | None
+
+    def keeps_constraint(self, c: str) -> bool:
+        return self.keeps == "all" or c in self.keeps
+
+
+_TRAIN_DECL = _Decl("train", "train", (), _TRAIN_KEEPS, (), {}, (), None)
+
+
+def _decl(index: int, step: Step) -> _Decl:
+    if not isinstance(step, Step):
+        raise TypeError(f"step {index}: expected a chain.Step, got {type(step).__name__}")
+    if step.method == "train":
+        return _TRAIN_DECL
+    try:
+        m = registry.get(step.method)
+    except registry.UnknownMethodError as e:
+        raise ChainError(index, step.method, str(e.args[0])) from None
+    if m.kind not in ("transform", "objective"):
+        raise ChainError(index, step.method, f"a {m.kind} cannot be a chain step (only transforms, objectives and "
+                                             "'train')")
+    return _Decl(m.name, m.kind, m.leaves, m.keeps, m.changes, m.requires, m.freezes_by_default, m.fn)
+
+
+def declarations() -> list[dict]:
+    """Every transform's and objective's chain declarations, one dict each (for the docs table)."""
+    rows = []
+    for m in registry.methods():
+        if m.kind == "measure":
+            continue
+        rows.append({"method": m.name, "kind": m.kind, "requires": dict(m.requires), "leaves": m.leaves,
+                     "keeps": m.keeps if m.keeps == "all" else tuple(m.keeps),
+                     "drops": () if m.keeps == "all" else tuple(c for c in CONSTRAINTS if c not in m.keeps),
+                     "changes": m.changes, "freezes_by_default": m.freezes_by_default})
+    return rows
+
+
+def declarations_table() -> str:
+    """`declarations()` as a Markdown table (the one on the docs page `pipeline.md`, kept equal by a test)."""
+    def cell(items) -> str:
+        return ", ".join(f"`{x}`" for x in items) or "-"
+
+    lines = ["| method | kind | requires | leaves | drops (refused after) | changes |", "|---|---|---|---|---|---|"]
+    for r in declarations():
+        req = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["requires"].items()) or "-"
+        lines.append(f"| `{r['method']}` | {r['kind']} | {req} | {cell(r['leaves'])} | {cell(r['drops'])} | "
+                     f"{cell(r['changes'])} |")
+    return "\n".join(lines)
+
+
+def _options_of(d: _Decl) -> set[str] | None:
+    """The keyword options a step of `d` accepts (`None`: anything)."""
+    if d.kind == "train":
+        return {"train"}
+    sig = inspect.signature(d.fn)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return None
+    names = {n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY or p.default is not p.empty}
+    if d.kind == "transform":
+        return names - {"loss_terms", "hooks"}
+    return names | {"weight", "finetune"}  # an objective's own options, its weight and its phase's budget
+
+
+# ----------------------------------------------------------------------------- facts of a model
+
+
+_UNKNOWN = object()  # a fact of the input that was not given
+
+
+def _encoder_kind(encoder: Encoder | None):
+    if encoder is None:
+        return _UNKNOWN
+    inner = getattr(encoder, "inner", None)
+    return _encoder_kind(inner) if inner is not None else type(encoder).__name__.lower()
+
+
+def _neurons(model: nn.Module | None):
+    if model is None:
+        return _UNKNOWN
+    from .neurons import SpikingNeuron
+
+    return {parametrize.type_before_parametrizations(m).__name__ for m in model.modules()
+            if isinstance(m, SpikingNeuron)}
+
+
+def _facts(model, encoder) -> dict:
+    return {"encoder": _encoder_kind(encoder), "neuron": _neurons(model),
+            "model": _UNKNOWN if model is None else parametrize.type_before_parametrizations(model).__name__,
+            "T": _UNKNOWN if encoder is None else encoder.T}
+
+
+def check(steps: Sequence[Step], *, encoder: Encoder | None = None, model: nn.Module | None = None) -> None:
+    """Refuse, before any training, a chain that cannot work: an unknown method, an option the method does
+    not take, a freeze it does not know, a requirement its input does not meet, or a later step that does
+    not keep a constraint an earlier step left. Uses only the methods' declarations (and the facts of
+    `model` and `encoder` when given); raises `ChainError`."""
+    facts = _facts(model, encoder)
+    changed_by: dict[str, int] = {}
+    active: dict[str, int] = {}  # constraint -> the step that left it
+    steps = list(steps)
+    for j, step in enumerate(steps):
+        d = _decl(j, step)
+        allowed = _options_of(d)
+        if allowed is not None:
+            bad = [k for k in step.options if k not in allowed]
+            if bad:
+                close = difflib.get_close_matches(bad[0], sorted(allowed), n=3, cutoff=0.5)
+                hint = f"; closest: {', '.join(close)}" if close else f"; it takes: {', '.join(sorted(allowed))}"
+                raise ChainError(j, step.method, f"unknown option {bad[0]!r}{hint}")
+        for k in BUDGETS:
+            v = step.options.get(k)
+            if v is not None and not isinstance(v, (dict, TrainConfig)):
+                raise ChainError(j, step.method, f"option {k!r} must be a dict of TrainConfig fields, got {v!r}")
+        if step.freeze is not None:
+            if isinstance(step.freeze, str) or any(f not in FREEZABLE for f in step.freeze):
+                raise ChainError(j, step.method, f"freeze must be a tuple of {', '.join(FREEZABLE)}, "
+                                                 f"got {step.freeze!r}")
+        for fact, accepted in d.requires.items():
+            value = facts.get(fact, _UNKNOWN)
+            if value is _UNKNOWN:
+                continue  # the input's fact was not given: nothing to check statically
+            i = changed_by.get(fact)
+            if value is None:  # changed by step i to a value its declaration does not name
+                raise ChainError(j, step.method, f"it requires the {fact} to be one of {', '.join(accepted)}, "
+                                                 f"and the earlier step changes the {fact}", i, steps[i].method)
+            have = value if isinstance(value, set) else {value}
+            if not have & set(accepted):
+                got = ", ".join(sorted(map(str, have))) or "none"
+                raise ChainError(j, step.method, f"it requires the {fact} to be one of {', '.join(accepted)}, "
+                                                 f"got {got}", i, steps[i].method if i is not None else None)
+        for c, i in active.items():
+            if not d.keeps_constraint(c):
+                reason = _WHY.get((d.name, c), _DROPS[c])
+                raise ChainError(j, step.method, f"it does not keep the {c} step {i} leaves: {reason}", i,
+                                 steps[i].method)
+        if d.kind == "transform":
+            for ch in d.changes:
+                fact, _, value = ch.partition("=")
+                facts[fact] = ({value} if fact == "neuron" else value) if value else None
+                changed_by[fact] = j
+            if "architecture" in [ch.partition("=")[0] for ch in d.changes]:
+                active = {}
+        active = {c: i for c, i in active.items() if d.keeps_constraint(c)}
+        active.update({c: j for c in d.leaves})
+
+
+# ----------------------------------------------------------------------------- freezing
+
+
+def _frozen_parameters(model: nn.Module, what: Sequence[str]) -> list[nn.Parameter]:
+    """The parameters `what` names: `"quantizer-steps"`, the trained parameters of every quantizer (a
+    parametrization or module with `bits`: LSQ steps, k-means centroids); `"thresholds"`, the learned
+    thresholds and time constants of the spiking neurons."""
+    from .neurons import SpikingNeuron
+
+    out: list[nn.Parameter] = []
+    for m in model.modules():
+        if "quantizer-steps" in what and hasattr(m, "bits"):
+            out += list(m.parameters(recurse=False))
+        if "thresholds" in what and isinstance(m, SpikingNeuron):
+            for name in ("threshold", "tau"):
+                if parametrize.is_parametrized(m, name):
+                    out.append(m.parametrizations[name].original)
+                elif isinstance(m._parameters.get(name), nn.Parameter):
+                    out.append(m._parameters[name])
+    return out
+
+
+def _set_trainable(model: nn.Module, what: Sequence[str], trainable: bool) -> int:
+    params = _frozen_parameters(model, what)
+    for p in params:
+        p.requires_grad_(trainable)
+    return len(params)
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _budget(value, progress: bool | None) -> TrainConfig | None:
+    if value is None or isinstance(value, TrainConfig):
+        return value
+    value = dict(value)
+    if progress is not None:
+        value.setdefault("progress", progress)
+    return TrainConfig(**value)
+
+
+def _teacher_for(j: int, step: Step, teachers):
+    if "teacher" in step.options:
+        return step.options["teacher"]
+    if teachers is None:
+        return None
+    if isinstance(teachers, Mapping):
+        for key in (j, step.label, step.method):
+            if key in teachers:
+                return teachers[key]
+        return None
+    return teachers
+
+
+def run(steps: Sequence[Step], model: nn.Module, data: Split, encoder: Encoder, *, teachers=None,
+        after_step: Callable[[int, Step, Compressed], None] | None = None, progress: bool | None = None) -> Compressed:
+    """Check the chain (`check`), then apply every step in order to a copy of `model` (the input is never
+    modified) and return the last model, the encoder it must be fed with, the history of every phase of
+    every step (each record tagged with `step`, `method`, `label` and `phase`) and `info = {"steps": [each
+    step's info]}`.
+
+    `teachers` supplies the teacher of every step that needs one and has no `teacher` option: one teacher
+    (anything `distillation.teachers.resolve` takes) for all, or a mapping from step index, label or method
+    name to a teacher. `after_step(index, step, so_far)` is called after each step with the chain's result
+    so far. `progress` sets the progress bars of the budgets given as dicts."""
+    steps = list(steps)
+    check(steps, encoder=encoder, model=model)
+    decls = [_decl(j, s) for j, s in enumerate(steps)]
+    extras: list[dict] = []
+    for j, (step, d) in enumerate(zip(steps, decls)):  # every needed input present, before any training
+        extra = {}
+        needs = registry.get(d.name).needs if d.kind != "train" else ()
+        for n in needs:
+            if n == "teacher":
+                t = _teacher_for(j, step, teachers)
+                if t is None:
+                    raise ChainError(j, step.method, "it needs a teacher: give it the option 'teacher' or pass "
+                                                     "teachers= to chain.run")
+                from .distillation.teachers import resolve
+
+                try:
+                    extra["teacher"] = resolve(t, where=f"step {j} {step.method!r}")
+                except (TypeError, KeyError) as e:
+                    raise ChainError(j, step.method, str(e.args[0])) from None
+            elif n not in step.options:
+                raise ChainError(j, step.method, f"it needs the option {n!r}")
+        extras.append(extra)
+    net = copy.deepcopy(model)
+    enc = encoder
+    history: list[dict] = []
+    infos: list[dict] = []
+    for j, (step, d, extra) in enumerate(zip(steps, decls, extras)):
+        freeze = tuple(d.freezes_by_default if step.freeze is None else step.freeze)
+        _set_trainable(net, freeze, False)
+        options = {**step.options, **extra}
+        for k in BUDGETS:
+            if k in options:
+                options[k] = _budget(options[k], progress)
+        own: list[dict] = []
+        if d.kind == "train":
+            run_phase(net, data, enc, options.get("train") or TRAIN, "train", own)
+            info: dict = {}
+        elif d.kind == "objective":
+            from .spike_reduction.rate import weighted
+
+            weight = options.pop("weight", 1.0)
+            config = options.pop("finetune", None) or OBJECTIVE_FINETUNE
+            run_phase(net, data, enc, config, "finetune", own, loss_terms=[weighted(d.fn, weight, **options)])
+            info = {"weight": weight}
+        else:
+            out = d.fn(net, data, enc, **options)
+            net, enc, own, info = out.model, out.encoder, list(out.history), dict(out.info)
+        if freeze:
+            _set_trainable(net, freeze, True)  # frozen for this step's phases only
+        history += [{**r, "step": j, "method": d.name, "label": step.name} for r in own]
+        infos.append(info)
+        if after_step is not None:
+            after_step(j, step, Compressed(net, enc, list(history), {"steps": list(infos)}))
+    return Compressed(net, enc, history, {"steps": infos})
+
+
+# ----------------------------------------------------------------------------- what a model carries
+
+
+def constraints(model: nn.Module) -> dict[str, object]:
+    """The constraints `model` carries now, only those present: `"mask"` ({layer: mask}), `"weight-grid"`
+    ({"<module>.<tensor>": quantizer}), `"membrane-grid"` ({neuron name: quantizer}), `"trained-threshold"`
+    (names of the neurons whose threshold is a parameter), `"attention"` (names of the attention modules)
+    and `"early-exit"` (names of the wrappers)."""
+    from .metrics import weight_layers
+    from .neurons import SpikingNeuron
+    from .pruning.masks import masks_of
+    from .quantization.quantizers import quantizers_of
+    from .spike_reduction.dynamic_inference import EarlyExit
+    from .spike_reduction.rate import TemporalAttention
+
+    out: dict[str, object] = {}
+    layers = weight_layers(model)
+    masks = masks_of(layers) if layers else None
+    if masks is not None:
+        out["mask"] = masks
+    grids = quantizers_of(model)
+    if grids:
+        out["weight-grid"] = grids
+    neurons = {n: m for n, m in model.named_modules() if isinstance(m, SpikingNeuron)}
+    membrane = {n: m.quantizer for n, m in neurons.items() if m.quantizer is not None}
+    if membrane:
+        out["membrane-grid"] = membrane
+    learned = [n for n, m in neurons.items()
+               if parametrize.is_parametrized(m, "threshold") or isinstance(m._parameters.get("threshold"), nn.Parameter)]
+    if learned:
+        out["trained-threshold"] = learned
+    attention = [n for n, m in model.named_modules() if isinstance(m, TemporalAttention)]
+    if attention:
+        out["attention"] = attention
+    exits = [n or "<model>" for n, m in model.named_modules() if isinstance(m, EarlyExit)]
+    if exits:
+        out["early-exit"] = exits
+    return out
+
+
+@torch.no_grad()
+def _on_grid(q: nn.Module, w: torch.Tensor) -> bool:
+    from .quantization.quantizers import FakeQuantize, fake_quantize
+
+    if isinstance(q, FakeQuantize):  # the fixed grid it holds now (a min-max quantizer's last step)
+        again = fake_quantize(w, q.scale, q.zero_point, q.qmin, q.qmax, 0 if q.per_channel else None)
+    else:
+        again = q(w)
+    return torch.allclose(again, w, rtol=1e-5, atol=1e-6 * float(w.abs().max().clamp(min=1e-12)))
+
+
+@torch.no_grad()
+def broken(model: nn.Module) -> list[str]:
+    """What of the constraints `model` carries is not in force (empty when all are): a masked weight that is
+    not zero, a quantized tensor not on its quantizer's grid, a membrane quantizer on a neuron that does not
+    apply it."""
+    from .neurons import IF, LIF, PLIF
+
+    out = []
+    found = constraints(model)
+    from .metrics import weight_layers
+
+    layers = weight_layers(model)
+    for n, m in found.get("mask", {}).items():
+        if (layers[n].weight[m == 0] != 0).any():
+            out.append(f"mask: {n} has non-zero pruned weights")
+    modules = dict(model.named_modules())
+    for key, q in found.get("weight-grid", {}).items():
+        mname, _, tname = key.rpartition(".")
+        w = getattr(modules[mname], tname)
+        if not _on_grid(q, w):
+            out.append(f"weight-grid: {key} is off its quantizer's grid")
+    for n in found.get("membrane-grid", {}):
+        if not isinstance(modules[n], (LIF, IF, PLIF)):
+            out.append(f"membrane-grid: {n} ({type(modules[n]).__name__}) does not apply its membrane quantizer")
+    return out

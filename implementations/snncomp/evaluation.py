@@ -1,0 +1,180 @@
+r"""One flat, JSON-safe set of measurements for any model: what every recipe step and every run reports.
+
+`measure_all(model, encoder, split)` measures the model on one part of the split (the test images by
+default) with `metrics.measure` (accuracy, sizes, sparsity, spikes, synaptic operations) and
+`energy.memory.measure` (memory accesses), and prices the counts under every energy model of
+`snncomp.energy`: the 45 nm FP32 compute model, every chip profile that publishes a synaptic-operation
+energy, and the memory-inclusive model. The result holds only numbers, strings, `None` and dicts of
+them, so a row of the result store is this dict as it is.
+
+| field | what |
+|---|---|
+| `accuracy`, `params`, `connection_sparsity`, `activation_sparsity`, `spikes_per_sample`, `dense_synops`, `effective_macs`, `effective_acs`, `neuron_updates`, `deployed_bits`, `footprint_bytes` | as `metrics.measure` gives them |
+| `synops` | `effective_macs + effective_acs`: the synaptic operations the model really does, per sample |
+| `deployed_footprint_bytes` | `deployed_bits / 8`: the bytes a device holds once quantised tensors are stored at their width |
+| `weight_bits` | mean bits per synaptic weight (conv and linear weights, weighted by their size; 32 for FP32) |
+| `T` | time steps the encoder feeds (`None` for an encoder without `T`) |
+| `energy_pj` | `{model name: pJ per sample}`: `45nm-fp32`, every published chip profile, `memory`; when `weight_bits` is below 32 also `45nm-<regime>` (the 45 nm figures of the narrowest Horowitz format holding the weights: `int8` up to 8 bits, `int32` above) and `memory-w<bits>` (see below) |
+| `energy_notes` | `{model name: "prices ...; leaves out ..."}`, from each `energy.Priced` |
+
+`memory-w<b>` is our variant of the memory-inclusive model for narrow weights: the parameter reads
+and the parameter buffer are sized at `b` bits per weight instead of 32-bit words, every other access
+and every operation stays as Lemaire et al.'s model prices it [@lemaire2022analytical]. Applied to the
+SNN and to its ANN alike, it compares the two at the same weight width.
+
+**Against the ANN of the same architecture.** With `ann=(ann_model, ann_encoder)`, or afterwards with
+`compare_ann(measurements, ann_model, ann_encoder, split)`, the dict gains `ann_energy_pj` and
+`ann_ratio` (SNN energy / ANN energy, below 1: the SNN is cheaper), each keyed by
+`"45nm-fp32-dense"`, `"45nm-fp32-zero-skipping"` (the two accountings of `energy.ann_energy`: every
+dense MAC, or only those with non-zero input and weight), the same two at the SNN's weight regime
+(`"45nm-int8-dense"`, ...), `"memory"` and `"memory-w<b>"`; `ann_accuracy` and `ann_regime` say what
+was compared. The ANN is priced with the SNN's weight width in the narrow entries (an ANN quantised to
+the same bits), and at FP32 in the others.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from . import energy, metrics
+from .data import Split
+from .encoding import Encoder
+from .energy import memory as memory_model
+
+__all__ = ["measure_all", "compare_ann", "weight_bits", "regime_for_bits", "memory_at_bits", "REPORT_FIELDS"]
+
+# the metrics.Report fields copied as they are
+REPORT_FIELDS = ("accuracy", "params", "connection_sparsity", "deployed_bits", "footprint_bytes", "spikes_per_sample",
+                 "activation_sparsity", "dense_synops", "effective_macs", "effective_acs", "neuron_updates")
+
+
+def _part(split: Split, part: str):
+    if part == "test":
+        return split.test_x, split.test_y
+    if part in ("val", "validation"):
+        if not split.has_validation:
+            raise ValueError(f"measure_all: split {split.name or '?'} has no validation part "
+                             "(carve one with Split.with_validation, or use baselines.split)")
+        return split.val_x, split.val_y
+    if part == "train":
+        return split.train_x, split.train_y
+    raise ValueError(f"measure_all: part must be 'test', 'val' or 'train', got {part!r}")
+
+
+def weight_bits(model: nn.Module) -> float:
+    """Mean bits per synaptic weight: over the weights of every conv and linear layer, the width a
+    quantizer on the weight sets (a code without a zero level that holds pruned zeros needs one symbol
+    more, as in `metrics.deployed_bits`), else the layer's `weight_bits` attribute, else the dtype's
+    width; weighted by the number of weights. Scales and codebooks are left out (they are in
+    `deployed_bits`)."""
+    widths = metrics._quantized_widths(model)
+    deployed = metrics._deployed(model)
+    total, count = 0.0, 0
+    for name, layer in metrics.weight_layers(deployed).items():
+        w = layer.weight
+        bits, _, has_zero = widths.get(f"{name}.weight", (None, 0, True))
+        if bits is None:
+            bits = int(getattr(layer, "weight_bits", w.element_size() * 8))
+        elif not has_zero and bool((w == 0).any()):
+            bits = math.ceil(math.log2(2**bits + 1))
+        total += bits * w.numel()
+        count += w.numel()
+    return total / count if count else 32.0
+
+
+def regime_for_bits(bits: float) -> str:
+    """The 45 nm number format (`energy.REGIMES`) that holds weights of `bits` bits: `int8` up to 8
+    bits, `int32` below 32, `fp32` at 32 (the narrowest Horowitz figure at or above the width)."""
+    if bits <= 8:
+        return "int8"
+    return "int32" if bits < 32 else "fp32"
+
+
+def memory_at_bits(counts: memory_model.MemoryEnergy, bits: float) -> float:
+    """pJ per sample of `counts` (from `energy.memory.measure`) with weights stored and read at `bits`
+    bits: the bytes of every parameter read and the capacity of the parameter buffer scale by
+    `bits / 32`; everything else is priced as the memory-inclusive model does."""
+    scale = bits / 32.0
+    scaled = memory_model.MemoryEnergy(samples=counts.samples, ops=counts.ops)
+    scaled.accesses = [(k, b * scale, c * scale, by) if k == "read_params" else (k, b, c, by)
+                       for k, b, c, by in counts.accesses]
+    return float(scaled.per_sample_pj()["total"])
+
+
+def _note(p: energy.Priced) -> str:
+    left = "; ".join(p.not_priced) if p.not_priced else "nothing (an all-in figure)"
+    return f"prices {'; '.join(p.priced)}; leaves out {left}"
+
+
+def _finite(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _counts(model: nn.Module, encoder: Encoder, x, y, batch_size: int):
+    model.eval()
+    report = metrics.measure(model, x, encoder, y, batch_size=batch_size)
+    counts = memory_model.measure(model, x, encoder, batch_size=batch_size)
+    return report, counts
+
+
+@torch.no_grad()
+def measure_all(model: nn.Module, encoder: Encoder, split: Split, part: str = "test", *,
+                ann: tuple[nn.Module, Encoder] | None = None, batch_size: int = 250) -> dict:
+    """Measure `model` fed by `encoder` on `part` (`"test"`, `"val"` or `"train"`) of `split` and price it
+    under every energy model; with `ann=(ann_model, ann_encoder)` compare it with that ANN (see the module
+    docstring for every field). The model is put in eval mode; its weights are not changed."""
+    x, y = _part(split, part)
+    report, counts = _counts(model, encoder, x, y, batch_size)
+    out: dict = {k: getattr(report, k) for k in REPORT_FIELDS}
+    out["synops"] = report.effective_macs + report.effective_acs
+    out["deployed_footprint_bytes"] = report.deployed_bits / 8
+    bits = weight_bits(model)
+    out["weight_bits"] = bits
+    out["T"] = getattr(encoder, "T", None)
+    priced = dict(energy.price_all(report))
+    priced["memory"] = energy.price(counts, "memory")
+    regime = regime_for_bits(bits)
+    if regime != "fp32":
+        priced[f"45nm-{regime}"] = energy.price(report, f"45nm-{regime}")
+    out["energy_pj"] = {name: float(p.total_pj) for name, p in priced.items()}
+    out["energy_notes"] = {name: _note(p) for name, p in priced.items()}
+    if bits < 32:
+        key = f"memory-w{bits:g}"
+        out["energy_pj"][key] = memory_at_bits(counts, bits)
+        out["energy_notes"][key] = (out["energy_notes"]["memory"].replace("prices ", "prices (weights read at "
+                                                                          f"{bits:g} bits) ", 1))
+    out = {k: _finite(v) for k, v in out.items()}
+    if ann is not None:
+        out.update(compare_ann(out, *ann, split, part, batch_size=batch_size))
+    return out
+
+
+@torch.no_grad()
+def compare_ann(measured: dict, ann_model: nn.Module, ann_encoder: Encoder, split: Split, part: str = "test", *,
+                batch_size: int = 250) -> dict:
+    """The fields `measure_all(..., ann=...)` adds, from the SNN's `measured` dict (what `measure_all`
+    gave) and the ANN measured on the same part: `ann_accuracy`, `ann_regime`, `ann_energy_pj` and
+    `ann_ratio` (see the module docstring)."""
+    x, y = _part(split, part)
+    report, counts = _counts(ann_model, ann_encoder, x, y, batch_size)
+    bits = float(measured["weight_bits"])
+    regime = regime_for_bits(bits)
+    snn = measured["energy_pj"]
+    ann_pj, ratio = {}, {}
+    for r in dict.fromkeys(("fp32", regime)):
+        for accounting, skip in (("dense", False), ("zero-skipping", True)):
+            k = f"45nm-{r}-{accounting}"
+            ann_pj[k] = float(energy.ann_energy(report, r, skip_zeros=skip).total_pj)
+            ratio[k] = snn[f"45nm-{r}"] / ann_pj[k] if ann_pj[k] else None
+    ann_pj["memory"] = float(energy.price(counts, "memory").total_pj)
+    ratio["memory"] = snn["memory"] / ann_pj["memory"] if ann_pj["memory"] else None
+    if bits < 32:
+        k = f"memory-w{bits:g}"
+        ann_pj[k] = memory_at_bits(counts, bits)
+        ratio[k] = snn[k] / ann_pj[k] if ann_pj[k] else None
+    return {"ann_accuracy": report.accuracy, "ann_regime": regime, "ann_energy_pj": ann_pj, "ann_ratio": ratio}

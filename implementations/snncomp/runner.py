@@ -1,0 +1,488 @@
+"""One runner and one result store: every measured number of the project comes from a run recorded here.
+
+A **run** (`Run`) is a recipe applied to a trained baseline at a seed on a data set. `execute(runs, store)`
+runs the runs not yet done and appends one row per run to a **store** (`Store`), a JSON-lines file:
+
+* append-only, one row per line, each written with a single `os.write` of the whole line and flushed to
+  disk (`fsync`), so a killed run leaves at most a torn last line, which the next `Store` open cuts away;
+* resumable: a run whose key already has a row with status `"ok"` is skipped; a run that failed (status
+  `"error"`, with its error message and the tail of its traceback) is retried by the next `execute`;
+* one failing run never stops the others.
+
+A row holds the run (`key`, `recipe`, `kind`, `baseline`, `data`, `seed`), its `status`, `error`,
+`traceback`, `seconds` (wall time of the run in its worker, baseline training excluded: baselines are
+trained, once, before the runs start), `steps` (the measurements `evaluation.measure_all` gave after
+every step, the starting model first), the last step's measurements at top level, and the provenance
+(`provenance()`: command, commit, date, machine, torch version, CPU capability, threads, device).
+
+Executors: `"local"` runs in this process for `jobs=1` and in `jobs` worker processes (spawned, each with
+`torch.set_num_threads(threads)`) otherwise; `"ray"` sends each run to a Ray cluster (the optional `ray`
+extra; `RAY_ADDRESS` picks the cluster, none starts a local one). `device` is `"cpu"` or a CUDA device.
+
+`board(...)` lists the runs of the leaderboard (`snncomp bench`): every registered transform with its
+default options as a one-step recipe, and every recipe under `recipes/`, on the shared baselines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import inspect
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Run", "Store", "provenance", "execute", "run_recipe", "resolve_device", "board", "DEFAULT_OUTPUT",
+           "SHARED_BASELINE", "QUICK_METHODS", "TRACEBACK_LINES"]
+
+SHARED_BASELINE = "conv-direct4"  # the board's starting point
+TRACEBACK_LINES = 20  # lines of a failing run's traceback kept in its row
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_output() -> Path:
+    from .files import cache_folder
+
+    return cache_folder("runs") / "board.jsonl"
+
+
+DEFAULT_OUTPUT = _default_output()  # never a committed file: the cache folder
+
+
+def _content(recipe) -> str:
+    """The part of a recipe that decides its results: its name and its steps (not its description or file)."""
+    steps = [{"method": s.method, "options": s.options, "freeze": s.freeze, "label": s.label} for s in recipe.steps]
+    return json.dumps({"name": recipe.name, "steps": steps}, sort_keys=True, default=repr)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run: `recipe` applied to the trained baseline `baseline` at `seed`, on the data set `data`
+    (default: the baseline's own)."""
+
+    recipe: object  # a recipes.Recipe (name, steps)
+    baseline: str = SHARED_BASELINE
+    seed: int = 0
+    data: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.data:
+            from . import baselines
+
+            if self.baseline not in baselines.BASELINES:
+                raise KeyError(f"unknown baseline {self.baseline!r}; known: {', '.join(baselines.BASELINES)}")
+            object.__setattr__(self, "data", baselines.BASELINES[self.baseline].dataset)
+
+    @property
+    def digest(self) -> str:
+        """8 hex digits of the hash of the recipe's content: a changed recipe is another run."""
+        return hashlib.sha256(_content(self.recipe).encode()).hexdigest()[:8]
+
+    @property
+    def key(self) -> str:
+        return f"{self.recipe.name}@{self.baseline}/{self.data}/seed{self.seed}#{self.digest}"
+
+
+class Store:
+    """An append-only JSON-lines file of run rows (see the module docstring). Opening it cuts away a torn
+    last line (a line without its newline, left by a process killed mid-write)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.repaired = self._repair()
+
+    def _repair(self) -> int:
+        """Truncate a last line without `\\n`; return the bytes removed."""
+        if not self.path.exists():
+            return 0
+        with open(self.path, "rb+") as fh:
+            data = fh.read()
+            if not data or data.endswith(b"\n"):
+                return 0
+            keep = data.rfind(b"\n") + 1
+            fh.truncate(keep)
+            fh.flush()
+            os.fsync(fh.fileno())
+            return len(data) - keep
+
+    def rows(self) -> list[dict]:
+        """Every row, in the order written."""
+        if not self.path.exists():
+            return []
+        out = []
+        for i, line in enumerate(self.path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{self.path}:{i}: not a JSON row: {e}") from e
+        return out
+
+    def latest(self) -> dict[str, dict]:
+        """The last row written for each key."""
+        return {r["key"]: r for r in self.rows()}
+
+    def done(self) -> set[str]:
+        """Keys whose last row has status `"ok"`."""
+        return {k for k, r in self.latest().items() if r.get("status") == "ok"}
+
+    def append(self, row: dict) -> None:
+        """Write `row` as one line, in one `os.write`, and flush it to disk."""
+        line = (json.dumps(row, default=_json_default, allow_nan=False) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, line)
+            if written != len(line):  # pragma: no cover - a full disk
+                raise OSError(f"{self.path}: wrote {written} of {len(line)} bytes")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _json_default(v):
+    if hasattr(v, "item"):  # numpy / torch scalars
+        return v.item()
+    if isinstance(v, (tuple, set)):
+        return list(v)
+    return repr(v)
+
+
+def _commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def provenance(command: str | None = None, device: str = "cpu") -> dict:
+    """Where and how a row was made: `command` (default: this process's command line), `commit` (`git
+    rev-parse HEAD`, or None outside a checkout), `date` (UTC, ISO), `machine`, `torch`, `cpu_capability`
+    (`torch.backends.cpu.get_cpu_capability()`: which kernels ran), `threads` (`torch.get_num_threads()`)
+    and `device`."""
+    import torch
+
+    return {"command": command if command is not None else shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "commit": _commit(),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()}, {platform.system()} {platform.release()}, {os.cpu_count()} CPUs",
+            "torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(), "device": device}
+
+
+def resolve_device(device: str) -> str:
+    """`device` checked: `"cpu"`, or `"cuda"` / `"cuda:N"` when torch sees a CUDA device; anything else, or a
+    GPU asked for where there is none, is a `ValueError` saying why."""
+    import torch
+
+    if device == "cpu":
+        return device
+    if device == "cuda" or device.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but torch {torch.__version__} sees no CUDA device "
+                             f"(built with CUDA: {torch.version.cuda or 'no'}); use --device cpu")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} asked for, but torch sees {torch.cuda.device_count()} CUDA device(s)")
+        return device
+    raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+
+
+def _split(run: Run):
+    from . import baselines
+
+    if run.data == baselines.BASELINES[run.baseline].dataset:
+        return baselines.split(run.baseline)
+    if run.data not in baselines._DATA:
+        raise KeyError(f"unknown data set {run.data!r}; known: {', '.join(baselines._DATA)}")
+    return baselines._DATA[run.data]().with_validation(*baselines.VALIDATION)
+
+
+def _to(split, device: str):
+    import dataclasses
+
+    import torch
+
+    return dataclasses.replace(split, **{f.name: getattr(split, f.name).to(device) for f in dataclasses.fields(split)
+                                         if isinstance(getattr(split, f.name), torch.Tensor)})
+
+
+def run_recipe(run: Run, device: str = "cpu") -> dict:
+    """The default run function: the trained baseline, `recipes.apply` with a measurement after every step,
+    and for a baseline with an ANN of the same architecture (`baselines.Baseline.ann`) the last step
+    compared with that ANN (`evaluation.compare_ann`). Returns `{"steps": [measurements...]}`.
+
+    On a CUDA device the model and the data tensors are moved there before the recipe runs; the
+    measurements are the same code on that device."""
+    from . import baselines, evaluation, recipes
+
+    model, encoder = baselines.trained(run.baseline, run.seed)
+    split = _split(run)
+    if device != "cpu":
+        model, split = model.to(device), _to(split, device)
+    applied = recipes.apply(run.recipe, model, split, encoder, seed=run.seed, measure=True, progress=False)
+    steps = [dict(r) for r in applied.reports]
+    ann = baselines.BASELINES[run.baseline].ann
+    if ann and baselines.BASELINES[ann].dataset == run.data:
+        ann_model, ann_encoder = baselines.trained(ann, run.seed)
+        if device != "cpu":
+            ann_model = ann_model.to(device)
+        steps[-1].update(evaluation.compare_ann(steps[-1], ann_model, ann_encoder, split))
+        steps[-1]["ann_baseline"] = ann
+    return {"steps": steps}
+
+
+def _kind(recipe) -> str:
+    one = len(recipe.steps) == 1 and recipe.steps[0].method == recipe.name and getattr(recipe, "source", None) is None
+    return "method" if one else "recipe"
+
+
+def _row(run: Run, status: str, seconds: float, result: dict | None, error: BaseException | None,
+         device: str, command: str | None) -> dict:
+    row = {"key": run.key, "recipe": run.recipe.name, "kind": _kind(run.recipe), "baseline": run.baseline,
+           "data": run.data, "seed": run.seed, "status": status, "error": None, "traceback": None,
+           "seconds": round(seconds, 3), "steps": []}
+    if error is not None:
+        row["error"] = f"{type(error).__name__}: {error}"
+        tail = traceback.format_exception(type(error), error, error.__traceback__)
+        row["traceback"] = "".join(tail).splitlines()[-TRACEBACK_LINES:]
+    if result is not None:
+        row["steps"] = result.get("steps", [])
+        if row["steps"]:
+            final = {k: v for k, v in row["steps"][-1].items() if k not in ("step", "method") and k not in row}
+            row.update(final)
+    row.update(provenance(command, device))
+    return _clean(row)
+
+
+def _clean(v):
+    """`v` with every NaN or infinity replaced by None (a store row is strict JSON)."""
+    if isinstance(v, float):
+        return v if v == v and v not in (float("inf"), float("-inf")) else None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    return v
+
+
+def _execute_one(run_fn: Callable, run: Run, threads: int, device: str, command: str | None) -> dict:
+    """Run one run in this process with `threads` torch threads and return its row (a failure is a row too)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    try:
+        result = run_fn(run, device)
+        return _row(run, "ok", time.perf_counter() - t0, result, None, device, command)
+    except Exception as e:  # noqa: BLE001 - any failure of one run is recorded, the others go on
+        return _row(run, "error", time.perf_counter() - t0, None, e, device, command)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _prepare(runs: Sequence[Run], threads: int, show: bool) -> None:
+    """Train (or load) every baseline the runs start from, once, before the runs: parallel workers then
+    only load them, and no run's seconds include a baseline's training. Trained with `threads` threads,
+    as the workers run, so the cache key (which holds the thread count) is theirs."""
+    import torch
+
+    from . import baselines
+
+    needed: dict[tuple[str, int], None] = {}
+    for r in runs:
+        needed[(r.baseline, r.seed)] = None
+        ann = baselines.BASELINES[r.baseline].ann
+        if ann:
+            needed[(ann, r.seed)] = None
+        for step in r.recipe.steps:  # teachers named by a baseline
+            teacher = step.options.get("teacher")
+            if isinstance(teacher, str) and teacher in baselines.BASELINES:
+                needed[(teacher, r.seed)] = None
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for name, seed in needed:
+            if show:
+                print(f"baseline {name} seed {seed}", file=sys.stderr, flush=True)
+            baselines.trained(name, seed)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _bar(total: int, show: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="runs", unit="run", disable=not show)
+
+
+def execute(runs: Iterable[Run], store: Store | str | Path, *, jobs: int = 1, threads: int = 1, device: str = "cpu",
+            executor: str = "local", progress: bool | None = None, run_fn: Callable[[Run, str], dict] | None = None,
+            command: str | None = None, prepare: bool | None = None) -> list[dict]:
+    """Run every run of `runs` whose key the store has not done, append one row per run to `store`, and
+    return the rows of all `runs` (done earlier or now) in their order.
+
+    `run_fn(run, device) -> {"steps": [...]}` does one run (default `run_recipe`); it must be a
+    module-level function for worker processes and Ray. `prepare` trains the baselines first (default:
+    when `run_fn` is the default). `progress`: a bar (default: when stderr is a terminal)."""
+    if executor not in ("local", "ray"):
+        raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
+    if jobs < 1 or threads < 1:
+        raise ValueError(f"jobs and threads must be at least 1, got jobs={jobs}, threads={threads}")
+    device = resolve_device(device)
+    store = store if isinstance(store, Store) else Store(store)
+    unique = list({r.key: r for r in runs}.values())
+    done = store.done()
+    todo = [r for r in unique if r.key not in done]
+    show = sys.stderr.isatty() if progress is None else progress
+    fn = run_recipe if run_fn is None else run_fn
+    if todo and (prepare if prepare is not None else run_fn is None):
+        _prepare(todo, threads, show)
+    with _bar(len(unique), show) as bar:
+        bar.update(len(unique) - len(todo))
+        if executor == "ray":
+            _ray(todo, store, fn, threads, device, command, bar)
+        elif jobs == 1:
+            for r in todo:
+                store.append(_execute_one(fn, r, threads, device, command))
+                bar.update(1)
+        else:
+            _pool(todo, store, fn, jobs, threads, device, command, bar)
+    latest = store.latest()
+    return [latest[r.key] for r in unique if r.key in latest]
+
+
+def _pool(todo, store, fn, jobs, threads, device, command, bar) -> None:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads,))
+    try:
+        futures = [pool.submit(_execute_one, fn, r, threads, device, command) for r in todo]
+        for fut in as_completed(futures):
+            store.append(fut.result())
+            bar.update(1)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def _ray(todo, store, fn, threads, device, command, bar) -> None:
+    try:
+        import ray
+    except ImportError as e:
+        raise RuntimeError("the ray executor needs Ray: pip install 'snncomp[ray]'") from e
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=os.environ.get("RAY_ADDRESS"), include_dashboard=False, logging_level="ERROR",
+                 log_to_driver=False)
+    module = sys.modules.get(getattr(fn, "__module__", ""))
+    if module is not None and module.__name__ != "__main__" and not module.__name__.startswith("snncomp"):
+        # a run function outside the package (a script's, a test's) travels by value: the cluster's workers
+        # cannot import its module
+        from ray import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        gpus = 1 if device != "cpu" else 0
+        remote = ray.remote(num_cpus=threads, num_gpus=gpus)(_execute_one)
+        pending = {remote.remote(fn, r, threads, device, command): r for r in todo}
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                pending.pop(ref)
+                store.append(ray.get(ref))
+                bar.update(1)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# ----------------------------------------------------------------------------------------------- the board
+
+# `--quick`: the cheapest transforms, each with a one-epoch budget where it trains (the learning rates are
+# the methods' own defaults), seed 0 only
+QUICK_METHODS: dict[str, dict] = {
+    "magnitude": {"finetune": {"epochs": 1, "lr": 2e-3}},
+    "uniform-ptq": {},
+    "lsq": {"train": {"epochs": 1, "lr": 1e-2}},
+    "uniform-qat": {"train": {"epochs": 1, "lr": 5e-4}},
+    "learnable-threshold": {"train": {"epochs": 1, "lr": 1e-3}},
+}
+QUICK_RECIPES = 2  # the first recipes (by name) in `--quick`, every explicit budget cut to one epoch
+TEACHER_OPTION = {"teacher": "conv-ann"}  # the teacher of the one-step distillation runs (a baseline name)
+
+
+def _one_step(method: str, options: dict, baseline: str):
+    from . import chain, recipes
+
+    return recipes.Recipe(name=method, steps=(chain.Step(method, dict(options)),),
+                          description=f"{method} with its default options", baseline=baseline)
+
+
+def _quick_recipe(recipe):
+    import dataclasses
+
+    steps = []
+    for s in recipe.steps:
+        opts = {k: ({**v, "epochs": min(int(v.get("epochs", 1)), 1)} if k in ("train", "finetune") and isinstance(v, dict)
+                    else v) for k, v in s.options.items()}
+        steps.append(dataclasses.replace(s, options=opts))
+    return dataclasses.replace(recipe, steps=tuple(steps))
+
+
+def board(*, quick: bool = False, seeds: Sequence[int] = (0, 1, 2), only: Sequence[str] | None = None,
+          baseline: str = SHARED_BASELINE) -> list[Run]:
+    """The leaderboard's runs: every registered transform with its default options as a one-step recipe
+    (the distillation ones with the baseline's ANN as teacher), then every recipe of `recipes.builtin()`
+    on its own baseline (or `baseline`), for each seed. `quick`: seed 0, `QUICK_METHODS` and the first
+    `QUICK_RECIPES` recipes with one-epoch budgets. `only`: keep the runs whose recipe name is listed
+    (an unknown name is a `KeyError` listing the names there are)."""
+    from . import baselines, recipes, registry
+
+    seeds = (0,) if quick else tuple(seeds)
+    methods = registry.methods()
+    methods = list(methods.values()) if isinstance(methods, dict) else list(methods)
+    plans = []
+    for m in methods:
+        if m.kind != "transform" or (quick and m.name not in QUICK_METHODS):
+            continue
+        options = dict(QUICK_METHODS.get(m.name, {})) if quick else {}
+        if "teacher" in m.needs:
+            ann = baselines.BASELINES[baseline].ann
+            if ann is None:
+                continue
+            options.update({"teacher": ann})
+        plans.append(_one_step(m.name, options, baseline))
+    builtin = dict(sorted(recipes.builtin().items()))
+    if quick:
+        builtin = {k: _quick_recipe(v) for k, v in list(builtin.items())[:QUICK_RECIPES]}
+    plans += list(builtin.values())
+    names = [p.name for p in plans]
+    if only:
+        unknown = [n for n in only if n not in names]
+        if unknown:
+            raise KeyError(f"no board run named {', '.join(unknown)}; runs: {', '.join(names)}")
+        plans = [p for p in plans if p.name in only]
+    return [Run(p, getattr(p, "baseline", None) or baseline, s, getattr(p, "data", None) or "")
+            for p in plans for s in seeds]
