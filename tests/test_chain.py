@@ -4,7 +4,6 @@ freezing holds what an earlier step trained, and an error names both steps."""
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 import torch

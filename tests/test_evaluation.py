@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from snncomp import encoding, energy, evaluation, metrics, models, registry
+from snncomp import encoding, energy, evaluation, metrics, models, registry, train
 
 
 def _published_chips() -> set[str]:
@@ -67,18 +67,25 @@ def test_ann_under_both_accountings(tiny, measured):
 
 def test_narrow_weights_priced_at_their_width(tiny):
     model, split, enc = tiny
-    q = registry.get("uniform-ptq").fn(model, split, enc, bits=4).model
     ann = models.conv_ann((1, 8, 8), channels=(4, 8), seed=0)
+    # 4-bit weights, membrane potentials still in floating point: the adds stay FP32 adds
+    q = registry.get("uniform-ptq").fn(model, split, enc, bits=4).model
     m = evaluation.measure_all(q, enc, split, ann=(ann, encoding.Direct(1)))
-    assert m["weight_bits"] == pytest.approx(4.0)
-    assert {"45nm-int8", "memory-w4"} <= set(m["energy_pj"])
+    assert m["weight_bits"] == pytest.approx(4.0) and m["state_bits"] == 32.0
+    assert "45nm-int8" not in m["energy_pj"] and m["ann_regime"] == "fp32"
     # weights read at 4 bits cost less memory energy than 32-bit words, the rest is unchanged
     assert 0 < m["energy_pj"]["memory-w4"] < m["energy_pj"]["memory"]
-    assert {"45nm-int8-dense", "45nm-int8-zero-skipping", "memory-w4"} <= set(m["ann_energy_pj"])
-    assert m["ann_regime"] == "int8"
     assert m["ann_ratio"]["memory-w4"] == pytest.approx(m["energy_pj"]["memory-w4"] / m["ann_energy_pj"]["memory-w4"])
+    # MINT: 4-bit weights and 4-bit potentials on one integer grid: integer adds, against an int8 ANN
+    mint = registry.get("mint").fn(model, split, enc, bits=4, membrane_bits=4, train=train.NONE).model
+    m = evaluation.measure_all(mint, enc, split, ann=(ann, encoding.Direct(1)))
+    assert m["state_bits"] == 4.0 and "45nm-int8" in m["energy_pj"]
+    assert {"45nm-int8-dense", "45nm-int8-zero-skipping", "45nm-fp32-dense"} <= set(m["ann_energy_pj"])
+    assert m["ann_regime"] == "int8"
     assert m["ann_ratio"]["45nm-int8-dense"] == pytest.approx(m["energy_pj"]["45nm-int8"]
                                                               / m["ann_energy_pj"]["45nm-int8-dense"])
+    # the deployed footprint takes the cheapest storage format; the dense one is kept beside it
+    assert m["deployed_footprint_bytes"] <= m["deployed_dense_bytes"]
     assert evaluation.regime_for_bits(8) == "int8" and evaluation.regime_for_bits(16) == "int32"
     assert evaluation.regime_for_bits(32) == "fp32"
 

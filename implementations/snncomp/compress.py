@@ -35,7 +35,7 @@ from .data import Split
 from .encoding import Encoder
 from .train import Hook, LossTerm, TrainConfig, fit
 
-__all__ = ["Compressed", "budget", "run_phase", "bake", "bake_", "unparametrize", "own_class"]
+__all__ = ["Compressed", "budget", "run_phase", "bake", "bake_", "bake_weights", "unparametrize", "own_class"]
 
 
 @dataclass
@@ -96,6 +96,14 @@ def own_class(module: nn.Module) -> None:
         cls = type(module)
         own = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
         module.__class__ = type(cls.__name__, cls.__bases__, own)
+
+
+def bake_weights(layers: dict[str, nn.Module]) -> None:
+    """Turn the weight parametrizations of `layers` into plain weights, in place; every other parametrization
+    of the model (learned thresholds and their bounds) stays."""
+    for m in layers.values():
+        if parametrize.is_parametrized(m, "weight"):
+            unparametrize(m, "weight")
 
 
 def bake_(model: nn.Module) -> nn.Module:

@@ -11,16 +11,20 @@ them, so a row of the result store is this dict as it is.
 |---|---|
 | `accuracy`, `params`, `connection_sparsity`, `activation_sparsity`, `spikes_per_sample`, `dense_synops`, `effective_macs`, `effective_acs`, `neuron_updates`, `deployed_bits`, `footprint_bytes` | as `metrics.measure` gives them |
 | `synops` | `effective_macs + effective_acs`: the synaptic operations the model really does, per sample |
-| `deployed_footprint_bytes` | `deployed_bits / 8`: the bytes a device holds once quantised tensors are stored at their width |
+| `deployed_footprint_bytes` | the bytes a device holds once quantised tensors are stored at their width and the conv and linear weights in the cheapest of `metrics.SPARSE_FORMATS` (`metrics.deployed_bits(model, sparse="auto")`: a pruned layer's bitmap or indices are counted) |
+| `deployed_dense_bytes` | `deployed_bits / 8`: the same with every weight stored densely, zeros included |
 | `weight_bits` | mean bits per synaptic weight (conv and linear weights, weighted by their size; 32 for FP32) |
+| `state_bits` | bits of the membrane potentials: the widest membrane quantizer's, 32 when any spiking neuron has none (an ANN has none: 32) |
 | `T` | time steps the encoder feeds (`None` for an encoder without `T`) |
-| `energy_pj` | `{model name: pJ per sample}`: `45nm-fp32`, every published chip profile, `memory`; when `weight_bits` is below 32 also `45nm-<regime>` (the 45 nm figures of the narrowest Horowitz format holding the weights: `int8` up to 8 bits, `int32` above) and `memory-w<bits>` (see below) |
+| `energy_pj` | `{model name: pJ per sample}`: `45nm-fp32`, every published chip profile, `memory`; when both `weight_bits` and `state_bits` are below 32 also `45nm-<regime>` (the 45 nm figures of the narrowest Horowitz format holding both the weights and the membrane potentials the adds accumulate into: `int8` up to 8 bits, `int32` above; a model whose potentials stay in floating point adds in FP32 whatever its weights) and, when `weight_bits` is below 32, `memory-w<bits>` (see below) |
 | `energy_notes` | `{model name: "prices ...; leaves out ..."}`, from each `energy.Priced` |
 
 `memory-w<b>` is our variant of the memory-inclusive model for narrow weights: the parameter reads
-and the parameter buffer are sized at `b` bits per weight instead of 32-bit words, every other access
-and every operation stays as Lemaire et al.'s model prices it [@lemaire2022analytical]. Applied to the
-SNN and to its ANN alike, it compares the two at the same weight width.
+and the parameter buffer are sized at `b` bits per weight instead of 32-bit words, and so are the
+membrane potentials of an SNN whose potentials are quantised (at `state_bits`); spike messages stay
+32-bit words, and every operation stays as Lemaire et al.'s model prices it [@lemaire2022analytical].
+Its ANN at the same width reads weights and analog activations at `b` bits, so the two are compared at
+the same width without favouring the SNN.
 
 **Against the ANN of the same architecture.** With `ann=(ann_model, ann_encoder)`, or afterwards with
 `compare_ann(measurements, ann_model, ann_encoder, split)`, the dict gains `ann_energy_pj` and
@@ -28,8 +32,8 @@ SNN and to its ANN alike, it compares the two at the same weight width.
 `"45nm-fp32-dense"`, `"45nm-fp32-zero-skipping"` (the two accountings of `energy.ann_energy`: every
 dense MAC, or only those with non-zero input and weight), the same two at the SNN's weight regime
 (`"45nm-int8-dense"`, ...), `"memory"` and `"memory-w<b>"`; `ann_accuracy` and `ann_regime` say what
-was compared. The ANN is priced with the SNN's weight width in the narrow entries (an ANN quantised to
-the same bits), and at FP32 in the others.
+was compared. The ANN is priced in the SNN's arithmetic format in the narrow entries (an ANN whose weights
+and activations are quantised to the same width), and at FP32 in the others.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from .data import Split
 from .encoding import Encoder
 from .energy import memory as memory_model
 
-__all__ = ["measure_all", "compare_ann", "weight_bits", "regime_for_bits", "memory_at_bits", "REPORT_FIELDS"]
+__all__ = ["measure_all", "compare_ann", "weight_bits", "state_bits", "regime_for_bits", "memory_at_bits", "REPORT_FIELDS"]
 
 # the metrics.Report fields copied as they are
 REPORT_FIELDS = ("accuracy", "params", "connection_sparsity", "deployed_bits", "footprint_bytes", "spikes_per_sample",
@@ -85,6 +89,21 @@ def weight_bits(model: nn.Module) -> float:
     return total / count if count else 32.0
 
 
+def state_bits(model: nn.Module) -> float:
+    """Bits of the membrane potentials the synaptic adds accumulate into: the widest membrane quantizer's
+    `bits` over the spiking neurons, 32 when any spiking neuron has none or there is no spiking neuron."""
+    from .neurons import SpikingNeuron
+
+    widths = []
+    for m in model.modules():
+        if isinstance(m, SpikingNeuron):
+            q = getattr(m, "quantizer", None)
+            if q is None or not hasattr(q, "bits"):
+                return 32.0
+            widths.append(float(q.bits))
+    return max(widths) if widths else 32.0
+
+
 def regime_for_bits(bits: float) -> str:
     """The 45 nm number format (`energy.REGIMES`) that holds weights of `bits` bits: `int8` up to 8
     bits, `int32` below 32, `fp32` at 32 (the narrowest Horowitz figure at or above the width)."""
@@ -93,14 +112,18 @@ def regime_for_bits(bits: float) -> str:
     return "int32" if bits < 32 else "fp32"
 
 
-def memory_at_bits(counts: memory_model.MemoryEnergy, bits: float) -> float:
+def memory_at_bits(counts: memory_model.MemoryEnergy, bits: float, *, state_bits: float = 32.0,
+                   activation_bits: float = 32.0) -> float:
     """pJ per sample of `counts` (from `energy.memory.measure`) with weights stored and read at `bits`
-    bits: the bytes of every parameter read and the capacity of the parameter buffer scale by
-    `bits / 32`; everything else is priced as the memory-inclusive model does."""
-    scale = bits / 32.0
+    bits, membrane potentials at `state_bits` and analog activations (layer inputs and outputs that are
+    not spike messages) at `activation_bits`: the bytes of each such access and the capacity of its
+    buffer scale by the width over 32; everything else is priced as the memory-inclusive model does.
+    The SNN is priced with its weight and state widths and its spike messages kept as 32-bit words;
+    its ANN at the same width gets the same width for weights and activations."""
+    scale = {"read_params": bits / 32.0, "read_potential": state_bits / 32.0, "write_potential": state_bits / 32.0,
+             "read_in": activation_bits / 32.0, "write_out": activation_bits / 32.0}
     scaled = memory_model.MemoryEnergy(samples=counts.samples, ops=counts.ops)
-    scaled.accesses = [(k, b * scale, c * scale, by) if k == "read_params" else (k, b, c, by)
-                       for k, b, c, by in counts.accesses]
+    scaled.accesses = [(k, b * scale[k], c * scale[k], by) for k, b, c, by in counts.accesses]
     return float(scaled.per_sample_pj()["total"])
 
 
@@ -132,20 +155,22 @@ def measure_all(model: nn.Module, encoder: Encoder, split: Split, part: str = "t
     report, counts = _counts(model, encoder, x, y, batch_size)
     out: dict = {k: getattr(report, k) for k in REPORT_FIELDS}
     out["synops"] = report.effective_macs + report.effective_acs
-    out["deployed_footprint_bytes"] = report.deployed_bits / 8
+    out["deployed_footprint_bytes"] = metrics.deployed_bits(model, sparse="auto") / 8
+    out["deployed_dense_bytes"] = report.deployed_bits / 8
     bits = weight_bits(model)
     out["weight_bits"] = bits
+    out["state_bits"] = state_bits(model)
     out["T"] = getattr(encoder, "T", None)
     priced = dict(energy.price_all(report))
     priced["memory"] = energy.price(counts, "memory")
-    regime = regime_for_bits(bits)
+    regime = regime_for_bits(max(bits, out["state_bits"]))
     if regime != "fp32":
         priced[f"45nm-{regime}"] = energy.price(report, f"45nm-{regime}")
     out["energy_pj"] = {name: float(p.total_pj) for name, p in priced.items()}
     out["energy_notes"] = {name: _note(p) for name, p in priced.items()}
     if bits < 32:
         key = f"memory-w{bits:g}"
-        out["energy_pj"][key] = memory_at_bits(counts, bits)
+        out["energy_pj"][key] = memory_at_bits(counts, bits, state_bits=out["state_bits"])
         out["energy_notes"][key] = (out["energy_notes"]["memory"].replace("prices ", "prices (weights read at "
                                                                           f"{bits:g} bits) ", 1))
     out = {k: _finite(v) for k, v in out.items()}
@@ -163,7 +188,9 @@ def compare_ann(measured: dict, ann_model: nn.Module, ann_encoder: Encoder, spli
     x, y = _part(split, part)
     report, counts = _counts(ann_model, ann_encoder, x, y, batch_size)
     bits = float(measured["weight_bits"])
-    regime = regime_for_bits(bits)
+    # the SNN's adds run in the format holding its weights and potentials; the ANN is priced in the same
+    # format (an ANN quantised to the same width), and at FP32
+    regime = regime_for_bits(max(bits, float(measured.get("state_bits", 32.0))))
     snn = measured["energy_pj"]
     ann_pj, ratio = {}, {}
     for r in dict.fromkeys(("fp32", regime)):
@@ -175,6 +202,6 @@ def compare_ann(measured: dict, ann_model: nn.Module, ann_encoder: Encoder, spli
     ratio["memory"] = snn["memory"] / ann_pj["memory"] if ann_pj["memory"] else None
     if bits < 32:
         k = f"memory-w{bits:g}"
-        ann_pj[k] = memory_at_bits(counts, bits)
+        ann_pj[k] = memory_at_bits(counts, bits, activation_bits=bits)
         ratio[k] = snn[k] / ann_pj[k] if ann_pj[k] else None
     return {"ann_accuracy": report.accuracy, "ann_regime": regime, "ann_energy_pj": ann_pj, "ann_ratio": ratio}

@@ -1,4 +1,5 @@
-"""One runner and one result store: every measured number of the project comes from a run recorded here.
+"""The runner: every measured number of the project comes from a run executed here (`execute`) and recorded
+in a result store (`Store`, in `snncomp.store`; `Run` and `board` are in `snncomp.board`, all re-exported).
 
 A **run** (`Run`) is a recipe applied to a trained baseline at a seed on a data set. `execute(runs, store)`
 runs the runs not yet done and appends one row per run to a **store** (`Store`), a JSON-lines file:
@@ -19,16 +20,13 @@ Executors: `"local"` runs in this process for `jobs=1` and in `jobs` worker proc
 `torch.set_num_threads(threads)`) otherwise; `"ray"` sends each run to a Ray cluster (the optional `ray`
 extra; `RAY_ADDRESS` picks the cluster, none starts a local one). `device` is `"cpu"` or a CUDA device.
 
-`board(...)` lists the runs of the leaderboard (`snncomp bench`): every registered transform with its
+`board(...)` (in `snncomp.board`) lists the runs of the leaderboard (`snncomp bench`): every registered transform with its
 default options as a one-step recipe, and every recipe under `recipes/`, on the shared baselines.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import inspect
-import json
 import os
 import platform
 import shlex
@@ -37,13 +35,14 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from .board import QUICK_METHODS, SHARED_BASELINE, Run, board
+from .store import Store
 
 __all__ = ["Run", "Store", "provenance", "execute", "run_recipe", "resolve_device", "board", "DEFAULT_OUTPUT",
            "SHARED_BASELINE", "QUICK_METHODS", "TRACEBACK_LINES"]
 
-SHARED_BASELINE = "conv-direct4"  # the board's starting point
 TRACEBACK_LINES = 20  # lines of a failing run's traceback kept in its row
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,104 +55,6 @@ def _default_output() -> Path:
 
 DEFAULT_OUTPUT = _default_output()  # never a committed file: the cache folder
 
-
-def _content(recipe) -> str:
-    """The part of a recipe that decides its results: its name and its steps (not its description or file)."""
-    steps = [{"method": s.method, "options": s.options, "freeze": s.freeze, "label": s.label} for s in recipe.steps]
-    return json.dumps({"name": recipe.name, "steps": steps}, sort_keys=True, default=repr)
-
-
-@dataclass(frozen=True)
-class Run:
-    """One run: `recipe` applied to the trained baseline `baseline` at `seed`, on the data set `data`
-    (default: the baseline's own)."""
-
-    recipe: object  # a recipes.Recipe (name, steps)
-    baseline: str = SHARED_BASELINE
-    seed: int = 0
-    data: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.data:
-            from . import baselines
-
-            if self.baseline not in baselines.BASELINES:
-                raise KeyError(f"unknown baseline {self.baseline!r}; known: {', '.join(baselines.BASELINES)}")
-            object.__setattr__(self, "data", baselines.BASELINES[self.baseline].dataset)
-
-    @property
-    def digest(self) -> str:
-        """8 hex digits of the hash of the recipe's content: a changed recipe is another run."""
-        return hashlib.sha256(_content(self.recipe).encode()).hexdigest()[:8]
-
-    @property
-    def key(self) -> str:
-        return f"{self.recipe.name}@{self.baseline}/{self.data}/seed{self.seed}#{self.digest}"
-
-
-class Store:
-    """An append-only JSON-lines file of run rows (see the module docstring). Opening it cuts away a torn
-    last line (a line without its newline, left by a process killed mid-write)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.repaired = self._repair()
-
-    def _repair(self) -> int:
-        """Truncate a last line without `\\n`; return the bytes removed."""
-        if not self.path.exists():
-            return 0
-        with open(self.path, "rb+") as fh:
-            data = fh.read()
-            if not data or data.endswith(b"\n"):
-                return 0
-            keep = data.rfind(b"\n") + 1
-            fh.truncate(keep)
-            fh.flush()
-            os.fsync(fh.fileno())
-            return len(data) - keep
-
-    def rows(self) -> list[dict]:
-        """Every row, in the order written."""
-        if not self.path.exists():
-            return []
-        out = []
-        for i, line in enumerate(self.path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{self.path}:{i}: not a JSON row: {e}") from e
-        return out
-
-    def latest(self) -> dict[str, dict]:
-        """The last row written for each key."""
-        return {r["key"]: r for r in self.rows()}
-
-    def done(self) -> set[str]:
-        """Keys whose last row has status `"ok"`."""
-        return {k for k, r in self.latest().items() if r.get("status") == "ok"}
-
-    def append(self, row: dict) -> None:
-        """Write `row` as one line, in one `os.write`, and flush it to disk."""
-        line = (json.dumps(row, default=_json_default, allow_nan=False) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            written = os.write(fd, line)
-            if written != len(line):  # pragma: no cover - a full disk
-                raise OSError(f"{self.path}: wrote {written} of {len(line)} bytes")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _json_default(v):
-    if hasattr(v, "item"):  # numpy / torch scalars
-        return v.item()
-    if isinstance(v, (tuple, set)):
-        return list(v)
-    return repr(v)
 
 
 def _commit() -> str | None:
@@ -416,73 +317,3 @@ def _ray(todo, store, fn, threads, device, command, bar) -> None:
     finally:
         if started:
             ray.shutdown()
-
-
-# ----------------------------------------------------------------------------------------------- the board
-
-# `--quick`: the cheapest transforms, each with a one-epoch budget where it trains (the learning rates are
-# the methods' own defaults), seed 0 only
-QUICK_METHODS: dict[str, dict] = {
-    "magnitude": {"finetune": {"epochs": 1, "lr": 2e-3}},
-    "uniform-ptq": {},
-    "lsq": {"train": {"epochs": 1, "lr": 1e-2}},
-    "uniform-qat": {"train": {"epochs": 1, "lr": 5e-4}},
-    "learnable-threshold": {"train": {"epochs": 1, "lr": 1e-3}},
-}
-QUICK_RECIPES = 2  # the first recipes (by name) in `--quick`, every explicit budget cut to one epoch
-TEACHER_OPTION = {"teacher": "conv-ann"}  # the teacher of the one-step distillation runs (a baseline name)
-
-
-def _one_step(method: str, options: dict, baseline: str):
-    from . import chain, recipes
-
-    return recipes.Recipe(name=method, steps=(chain.Step(method, dict(options)),),
-                          description=f"{method} with its default options", baseline=baseline)
-
-
-def _quick_recipe(recipe):
-    import dataclasses
-
-    steps = []
-    for s in recipe.steps:
-        opts = {k: ({**v, "epochs": min(int(v.get("epochs", 1)), 1)} if k in ("train", "finetune") and isinstance(v, dict)
-                    else v) for k, v in s.options.items()}
-        steps.append(dataclasses.replace(s, options=opts))
-    return dataclasses.replace(recipe, steps=tuple(steps))
-
-
-def board(*, quick: bool = False, seeds: Sequence[int] = (0, 1, 2), only: Sequence[str] | None = None,
-          baseline: str = SHARED_BASELINE) -> list[Run]:
-    """The leaderboard's runs: every registered transform with its default options as a one-step recipe
-    (the distillation ones with the baseline's ANN as teacher), then every recipe of `recipes.builtin()`
-    on its own baseline (or `baseline`), for each seed. `quick`: seed 0, `QUICK_METHODS` and the first
-    `QUICK_RECIPES` recipes with one-epoch budgets. `only`: keep the runs whose recipe name is listed
-    (an unknown name is a `KeyError` listing the names there are)."""
-    from . import baselines, recipes, registry
-
-    seeds = (0,) if quick else tuple(seeds)
-    methods = registry.methods()
-    methods = list(methods.values()) if isinstance(methods, dict) else list(methods)
-    plans = []
-    for m in methods:
-        if m.kind != "transform" or (quick and m.name not in QUICK_METHODS):
-            continue
-        options = dict(QUICK_METHODS.get(m.name, {})) if quick else {}
-        if "teacher" in m.needs:
-            ann = baselines.BASELINES[baseline].ann
-            if ann is None:
-                continue
-            options.update({"teacher": ann})
-        plans.append(_one_step(m.name, options, baseline))
-    builtin = dict(sorted(recipes.builtin().items()))
-    if quick:
-        builtin = {k: _quick_recipe(v) for k, v in list(builtin.items())[:QUICK_RECIPES]}
-    plans += list(builtin.values())
-    names = [p.name for p in plans]
-    if only:
-        unknown = [n for n in only if n not in names]
-        if unknown:
-            raise KeyError(f"no board run named {', '.join(unknown)}; runs: {', '.join(names)}")
-        plans = [p for p in plans if p.name in only]
-    return [Run(p, getattr(p, "baseline", None) or baseline, s, getattr(p, "data", None) or "")
-            for p in plans for s in seeds]

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..compress import Compressed, budget, run_phase, unparametrize
+from ..compress import Compressed, bake_weights, budget, run_phase
 from ..data import Split
 from ..encoding import Encoder
 from ..metrics import weight_sparsity
@@ -56,14 +56,6 @@ Terms = Sequence[LossTerm]
 Hooks = Sequence[Hook]
 
 
-def _bake_weights(layers: dict[str, nn.Module]) -> None:
-    """Turn the weight parametrizations of `layers` into plain weights, in place; every other parametrization
-    of the model (learned thresholds and their bounds) stays."""
-    for m in layers.values():
-        if parametrize.is_parametrized(m, "weight"):
-            unparametrize(m, "weight")
-
-
 def _start(model: nn.Module, sparsity: float, *, bake: bool = False):
     """Check `sparsity`, copy `model`, and return (copy, its prunable layers, masks already on it).
     With `bake`, the copy's weight parametrizations become plain tensors (for methods that re-parametrize
@@ -72,7 +64,7 @@ def _start(model: nn.Module, sparsity: float, *, bake: bool = False):
     net = copy.deepcopy(model)
     prior = masks_of(prunable_layers(net))
     if bake:
-        _bake_weights(prunable_layers(net))
+        bake_weights(prunable_layers(net))
     return net, prunable_layers(net), prior
 
 
@@ -258,7 +250,7 @@ def grad_rewiring(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: 
     prior = GradRPrior(thetas, alpha, mu, step_learning_rates(train, data.train_x.shape[0]))
     history: list[dict] = []
     run_phase(net, data, encoder, train, "grad-r", history, hooks=[prior], extra_terms=loss_terms, extra_hooks=hooks)
-    _bake_weights(layers)  # w = s relu(theta), exact zeros where theta <= 0
+    bake_weights(layers)  # w = s relu(theta), exact zeros where theta <= 0
     return _emergent_end(net, layers, sparsity, prior_masks, data, encoder, finetune, history,
                          {"alpha": alpha, "mu": mu}, loss_terms, hooks)
 
@@ -299,7 +291,7 @@ def deep_r(model: nn.Module, data: Split, encoder: Encoder, *, sparsity: float =
                      allowed=prior)
     history: list[dict] = []
     run_phase(net, data, encoder, train, "deep-r", history, hooks=[hook], extra_terms=loss_terms, extra_hooks=hooks)
-    _bake_weights(layers)  # w = s theta on the K active connections, 0 elsewhere
+    bake_weights(layers)  # w = s theta on the K active connections, 0 elsewhere
     set_masks(layers, combine({n: (m.weight != 0).to(m.weight.dtype) for n, m in layers.items()}, prior))
     run_phase(net, data, encoder, budget(finetune, NONE, "finetune"), "finetune", history,
               extra_terms=loss_terms, extra_hooks=hooks)
@@ -436,7 +428,7 @@ def soft_threshold(model: nn.Module, data: Split, encoder: Encoder, *, sparsity:
         for p in params:
             p.d.fill_(float(torch.kthvalue(thetas, k).values))
     info["final_threshold"] = float(params[0].d)
-    _bake_weights(layers)
+    bake_weights(layers)
     return _emergent_end(net, layers, sparsity, prior, data, encoder, finetune, history, info, loss_terms, hooks)
 
 
