@@ -5,8 +5,10 @@
 * fills the "Notebooks" navigation section from `notebooks/*.py`;
 * generates the taxonomy page, the method index, the bibliography, one page per paper card and the
   API reference (one block per module of the package) with the builders of `snncomp.kb.pages`;
-* replaces `<!-- methods: SECTION -->` on a section page with that section's method table and
-  `<!-- results: NAME [TABLE] -->` with a committed benchmark result;
+* replaces `<!-- methods: SECTION -->` on a section page with that section's method table,
+  `<!-- results: NAME [TABLE] -->` with a committed benchmark result and `<!-- board -->` with the
+  leaderboard generated from the committed result store (`snncomp.kb.leaderboard`), whose two Pareto
+  plots it writes as `assets/board/*.svg`;
 * renders each `notebooks/*.py`, outputs included, as a page: from the cache of executed notebooks
   (`snncomp.kb.notebooks`, also filled by the nbval test run) or, on a miss, by executing it here;
 * turns every `[@key]` / `[@a; @b]` into links to the bibliography; an unknown key stops the build.
@@ -18,6 +20,7 @@ import logging
 import re
 from pathlib import Path
 
+from snncomp.kb import leaderboard
 from snncomp.kb import notebooks as nbcache
 from snncomp.kb import pages
 from snncomp.kb.taxonomy import Knowledge
@@ -91,20 +94,45 @@ def on_files(files, config, **kwargs):
         gen[f"papers/{c.key}.md"] = pages.card_page(k, c)
     for nb in _notebooks(base):
         gen[f"notebooks/{nb.stem}.md"] = notebook_page(nb, base)
+    summary = leaderboard.summarise(leaderboard.read_store(base / leaderboard.STORE), _sections())
+    gen["assets/board/pareto_energy.svg"] = leaderboard.pareto_svg(summary, "e45", "energy per sample at 45 nm (pJ)")
+    gen["assets/board/pareto_footprint.svg"] = leaderboard.pareto_svg(summary, "footprint_kb", "deployed footprint (KiB)")
     for uri, content in gen.items():
         files.append(File.generated(config, uri, content=content))
     return files
 
 
+def _sections() -> dict[str, str]:
+    from snncomp import registry
+
+    return {m.name: m.section for m in registry.methods()}
+
+
+def _reported(k: Knowledge) -> dict[str, list[str]]:
+    """For every registered method, what the paper cards of its keys report, each line cited."""
+    from snncomp import registry
+
+    out: dict[str, list[str]] = {}
+    for m in registry.methods():
+        for key in m.keys:
+            card = k.cards.get(key)
+            for r in (card.reported if card else ()):
+                out.setdefault(m.name, []).append(
+                    f"*paper*: {r.get('setting', '')}, {r.get('metric', '')} {r.get('value', '')} [@{key}]")
+    return out
+
+
 _METHODS_MARK = re.compile(r"<!--\s*methods:\s*([\w-]+)\s*-->")
 _RESULTS_MARK = re.compile(r"<!--\s*results:\s*([\w-]+)(?:\s+([\w-]+))?\s*-->")
 _CHIPS_MARK = re.compile(r"<!--\s*chips:\s*profiles\s*-->")
+_BOARD_MARK = re.compile(r"<!--\s*board\s*-->")
 
 
 def on_page_markdown(markdown, page, config, files, **kwargs):
     k: Knowledge = _STATE["k"]
     markdown = _METHODS_MARK.sub(lambda m: pages.section_table(k, m.group(1)), markdown)
     markdown = _CHIPS_MARK.sub(lambda m: pages.chip_profiles_table(), markdown)
+    markdown = _BOARD_MARK.sub(lambda m: leaderboard.board_page(_STATE["base"], _sections(), _reported(k)), markdown)
     return _RESULTS_MARK.sub(lambda m: pages.results_block(_STATE["base"], m.group(1), m.group(2)), markdown)
 
 

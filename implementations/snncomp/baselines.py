@@ -92,7 +92,9 @@ BASELINES: dict[str, Baseline] = {
     "conv-rate16": Baseline(models.conv_snn, encoder=encoding.Rate(16), config=TrainConfig(epochs=4), ann="conv-ann"),
     # the over-parameterised benchmark network: the compact one with a spiking fully connected
     # layer of 256 between the convolutions and the readout, ~409k weights (98 % in that layer)
-    "conv-fc256-direct4": Baseline(models.conv_snn, kwargs={"hidden": (256,)}),
+    "conv-fc256-direct4": Baseline(models.conv_snn, kwargs={"hidden": (256,)}, ann="conv-fc256-ann"),
+    # its same-shaped ANN (ReLU, one step), the reference of the board's energy ratios on that baseline
+    "conv-fc256-ann": Baseline(models.conv_ann, kwargs={"hidden": (256,)}, encoder=encoding.Direct(1)),
     # the same conv SNN on synthetic N-MNIST-like events: 2 x 34 x 34 frames, 16 time bins merged into 8
     "conv-events": Baseline(models.conv_snn, kwargs={"in_shape": (2, 34, 34)}, encoder=events.Frames(8),
                             config=TrainConfig(epochs=3), dataset="nmnist-like"),
