@@ -8,7 +8,8 @@
 * replaces `<!-- methods: SECTION -->` on a section page with that section's method table,
   `<!-- results: NAME [TABLE] -->` with a committed benchmark result and `<!-- board -->` with the
   leaderboard generated from the committed result store (`snncomp.kb.leaderboard`), whose two Pareto
-  plots it writes as `assets/board/*.svg`;
+  plots it writes as `assets/board/*.svg`; `<!-- table: SECTION TABLE -->` and `<!-- targets: SECTION -->`
+  with a table and the targets of `benchmarks/specs/SECTION.toml`, from the same store (`snncomp.kb.spec_tables`);
 * renders each `notebooks/*.py`, outputs included, as a page: from the cache of executed notebooks
   (`snncomp.kb.notebooks`, also filled by the nbval test run) or, on a miss, by executing it here;
 * turns every `[@key]` / `[@a; @b]` into links to the bibliography; an unknown key stops the build.
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from snncomp.kb import leaderboard
 from snncomp.kb import notebooks as nbcache
-from snncomp.kb import pages
+from snncomp.kb import pages, spec_tables
 from snncomp.kb.taxonomy import Knowledge
 
 log = logging.getLogger("mkdocs.plugins.snncomp")
@@ -94,7 +95,8 @@ def on_files(files, config, **kwargs):
         gen[f"papers/{c.key}.md"] = pages.card_page(k, c)
     for nb in _notebooks(base):
         gen[f"notebooks/{nb.stem}.md"] = notebook_page(nb, base)
-    summary = leaderboard.summarise(leaderboard.read_store(base / leaderboard.STORE), _sections())
+    board_rows = [r for r in leaderboard.read_store(base / leaderboard.STORE) if "/" not in r["recipe"]]
+    summary = leaderboard.summarise(board_rows, _sections())
     gen["assets/board/pareto_energy.svg"] = leaderboard.pareto_svg(summary, "e45", "energy per sample at 45 nm (pJ)")
     gen["assets/board/pareto_footprint.svg"] = leaderboard.pareto_svg(summary, "footprint_kb", "deployed footprint (KiB)")
     for uri, content in gen.items():
@@ -126,12 +128,16 @@ _METHODS_MARK = re.compile(r"<!--\s*methods:\s*([\w-]+)\s*-->")
 _RESULTS_MARK = re.compile(r"<!--\s*results:\s*([\w-]+)(?:\s+([\w-]+))?\s*-->")
 _CHIPS_MARK = re.compile(r"<!--\s*chips:\s*profiles\s*-->")
 _BOARD_MARK = re.compile(r"<!--\s*board\s*-->")
+_TABLE_MARK = re.compile(r"<!--\s*table:\s*([\w-]+)\s+([\w-]+)\s*-->")
+_TARGETS_MARK = re.compile(r"<!--\s*targets:\s*([\w-]+)\s*-->")
 
 
 def on_page_markdown(markdown, page, config, files, **kwargs):
     k: Knowledge = _STATE["k"]
     markdown = _METHODS_MARK.sub(lambda m: pages.section_table(k, m.group(1)), markdown)
     markdown = _CHIPS_MARK.sub(lambda m: pages.chip_profiles_table(), markdown)
+    markdown = _TABLE_MARK.sub(lambda m: spec_tables.spec_table(_STATE["base"], m.group(1), m.group(2)), markdown)
+    markdown = _TARGETS_MARK.sub(lambda m: spec_tables.spec_targets(_STATE["base"], m.group(1)), markdown)
     markdown = _BOARD_MARK.sub(lambda m: leaderboard.board_page(_STATE["base"], _sections(), _reported(k)), markdown)
     return _RESULTS_MARK.sub(lambda m: pages.results_block(_STATE["base"], m.group(1), m.group(2)), markdown)
 

@@ -192,3 +192,22 @@ def test_docs_table_matches_declarations():
     page = (Path(__file__).parents[1] / "docs" / "pipeline.md").read_text()
     table = page.split("<!-- chain-declarations:start -->")[1].split("<!-- chain-declarations:end -->")[0]
     assert table.strip() == chain.declarations_table().strip()
+
+
+def test_a_teacher_named_by_baseline_is_taken_at_the_runs_seed(setup, monkeypatch):
+    """Each seed of a student learns from the teacher baseline of the same seed (not always seed 0)."""
+    from snncomp import baselines
+
+    model, split, enc, teacher = setup
+    asked = []
+
+    def fake_trained(name, seed=0):
+        asked.append((name, seed))
+        return teacher
+
+    monkeypatch.setattr(baselines, "trained", fake_trained)
+    one = train.TrainConfig(epochs=1, batch_size=len(split.train_y), progress=False)
+    for seed in (0, 2):
+        chain.run([Step("soft-target-distillation", {"teacher": "conv-ann", "train": one})], model, split, enc,
+                  seed=seed)
+    assert asked == [("conv-ann", 0), ("conv-ann", 2)]

@@ -76,3 +76,20 @@ def test_a_broken_store_line_is_named(tmp_path):
     store.write_text(json.dumps(_row("magnitude", 0, 0.9)) + "\n{not json\n")
     with pytest.raises(ValueError, match=r"board.jsonl:2: not a JSON row"):
         leaderboard.read_store(store)
+
+
+def test_a_later_success_supersedes_the_old_error_of_the_same_seed():
+    rows = [_row("spike-distillation", 0, 0.0, status="error"), _row("spike-distillation", 0, 0.95),
+            _row("spike-distillation", 1, 0.0, status="error")]
+    rows[1]["key"] = "spike-distillation@b/d/seed0#fixed"  # the fixed recipe is another key
+    (s,) = leaderboard.summarise(rows)
+    assert s["seeds"] == [0] and s["failed"] == [1]
+
+
+def test_snn_to_snn_runs_on_the_board_learn_from_an_snn():
+    from snncomp import board, registry
+
+    runs = {r.recipe.name: r for r in board.board(seeds=(0,))}
+    for m in registry.methods(section="distillation", kind="transform"):
+        teacher = runs[m.name].recipe.steps[0].options["teacher"]
+        assert teacher == ("conv-fc256-direct4" if m.family == "snn-to-snn" else "conv-ann"), m.name

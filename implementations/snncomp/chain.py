@@ -339,13 +339,16 @@ def _teacher_for(j: int, step: Step, teachers):
 
 
 def run(steps: Sequence[Step], model: nn.Module, data: Split, encoder: Encoder, *, teachers=None,
-        after_step: Callable[[int, Step, Compressed], None] | None = None, progress: bool | None = None) -> Compressed:
+        after_step: Callable[[int, Step, Compressed], None] | None = None, progress: bool | None = None,
+        seed: int = 0) -> Compressed:
     """Check the chain (`check`), then apply every step in order to a copy of `model` (the input is never
     modified) and return the last model, the encoder it must be fed with, the history of every phase of
     every step (each record tagged with `step`, `method`, `label` and `phase`) and `info = {"steps": [each
     step's info]}`.
 
-    `teachers` supplies the teacher of every step that needs one and has no `teacher` option: one teacher
+    A teacher given by baseline name is that baseline trained at `seed` (the run's seed, so each seed of a
+    student learns from the teacher of the same seed). `teachers` supplies the teacher of every step that
+    needs one and has no `teacher` option: one teacher
     (anything `distillation.teachers.resolve` takes) for all, or a mapping from step index, label or method
     name to a teacher. `after_step(index, step, so_far)` is called after each step with the chain's result
     so far. `progress` sets the progress bars of the budgets given as dicts."""
@@ -365,7 +368,8 @@ def run(steps: Sequence[Step], model: nn.Module, data: Split, encoder: Encoder, 
                 from .distillation.teachers import resolve
 
                 try:
-                    extra["teacher"] = resolve(t, where=f"step {j} {step.method!r}")
+                    # a teacher named by baseline is that baseline at the run's seed, as the student's
+                    extra["teacher"] = resolve(t, seed=seed, where=f"step {j} {step.method!r}")
                 except (TypeError, KeyError) as e:
                     raise ChainError(j, step.method, str(e.args[0])) from None
             elif n not in step.options:

@@ -130,5 +130,5 @@ def apply(recipe: Recipe, model: nn.Module, split: Split, encoder: Encoder, *, s
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         compressed = chain.run(_seeded(recipe, seed), start, split, encoder, teachers=teachers,
-                               after_step=after_step, progress=progress)
+                               after_step=after_step, progress=progress, seed=seed)
     return Applied(compressed, reports)

@@ -37,10 +37,10 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from .board import QUICK_METHODS, SHARED_BASELINE, Run, board
+from .board import QUICK_METHODS, SHARED_BASELINE, Run, board, spec_board
 from .store import Store
 
-__all__ = ["Run", "Store", "provenance", "execute", "run_recipe", "resolve_device", "board", "DEFAULT_OUTPUT",
+__all__ = ["Run", "Store", "provenance", "execute", "run_recipe", "resolve_device", "board", "spec_board", "DEFAULT_OUTPUT",
            "SHARED_BASELINE", "QUICK_METHODS", "TRACEBACK_LINES"]
 
 TRACEBACK_LINES = 20  # lines of a failing run's traceback kept in its row

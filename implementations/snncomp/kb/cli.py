@@ -6,7 +6,7 @@
     snncomp export --format json|csv [--output FILE]
     snncomp validate
     snncomp compress RECIPE.toml [--baseline NAME] [--seed N] [--out FILE.pt] [--device cpu|cuda] [--threads N]
-    snncomp bench [--quick] [--jobs N] [--seeds 0,1,2] [--only NAMES] [--output PATH] [--threads N] [--device D] [--executor local|ray]
+    snncomp bench [--quick] [--jobs N] [--seeds 0,1,2] [--only NAMES] [--spec NAME] [--output PATH] [--threads N] [--device D] [--executor local|ray]
 
 An unknown key, method or section exits with status 2 and the closest matches. Output piped into a
 reader that stops early (`snncomp list | head`) ends without a traceback, with status 141 (128 + SIGPIPE,
@@ -220,7 +220,7 @@ def _bench(args, argv: list[str]) -> int:
     from snncomp import runner  # imported here: cite, list and search never import torch
 
     try:
-        seeds = tuple(int(x) for x in args.seeds.split(",") if x.strip())
+        seeds = tuple(int(x) for x in (args.seeds or "0,1,2").split(",") if x.strip())
     except ValueError:
         return _fail(f"--seeds takes comma-separated integers, got {args.seeds!r}")
     if not seeds:
@@ -228,9 +228,14 @@ def _bench(args, argv: list[str]) -> int:
     if args.jobs < 1 or args.threads < 1:
         return _fail("--jobs and --threads must be at least 1")
     only = [x for x in args.only.split(",") if x] if args.only else None
+    spec_names = [x.strip() for s in args.spec for x in s.split(",") if x.strip()]
     try:
         device = runner.resolve_device(args.device)
-        runs = runner.board(quick=args.quick, seeds=seeds, only=only)
+        if spec_names:  # a spec's runs keep their own seeds unless --seeds is given
+            runs = runner.spec_board(spec_names, seeds=seeds if args.seeds is not None else None, only=only,
+                                     quick=args.quick)
+        else:
+            runs = runner.board(quick=args.quick, seeds=seeds, only=only)
     except (KeyError, ValueError) as exc:
         return _fail(exc.args[0] if exc.args else str(exc))
     out = Path(args.output) if args.output else runner.DEFAULT_OUTPUT
@@ -287,7 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("bench", help="run the leaderboard: every transform with its defaults and every recipe, "
                                      "resumable, into a JSON-lines store")
     b.add_argument("--quick", action="store_true", help="seed 0, the cheapest methods and two recipes, one-epoch budgets")
-    b.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2; --quick: 0)")
+    b.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2, or a spec's own; --quick: 0)")
+    b.add_argument("--spec", action="append", default=[],
+                   help="run a section spec (benchmarks/specs/NAME.toml) instead of the board; repeatable or "
+                        "comma-separated; 'all' for every spec")
     b.add_argument("--only", default="", help="comma-separated run names (a method or recipe name)")
     b.add_argument("--jobs", type=int, default=1, help="worker processes (default 1: this process)")
     b.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")

@@ -59,6 +59,13 @@ def _regime_pj(m: dict) -> float | None:
     return None
 
 
+def _fewer(before, after) -> float | None:
+    """Percent fewer than `before` (spikes, operations); None when either is missing or `before` is 0."""
+    if not isinstance(before, (int, float)) or not isinstance(after, (int, float)) or not before:
+        return None
+    return 100 * (1 - after / before)
+
+
 def _metrics(row: dict) -> dict[str, float | None]:
     """The page's numbers of one run: its last step against its starting model (`steps[0]`)."""
     steps = row.get("steps") or [{}]
@@ -78,7 +85,11 @@ def _metrics(row: dict) -> dict[str, float | None]:
         "state_bits": last.get("state_bits"),
         "T": last.get("T"),
         "spikes": last.get("spikes_per_sample"),
+        "fewer_spikes": _fewer(start.get("spikes_per_sample"), last.get("spikes_per_sample")),
         "synops": last.get("synops"),
+        "fewer_synops": _fewer(start.get("synops"), last.get("synops")),
+        "dense_synops": last.get("dense_synops"),
+        "params": last.get("params"),
         "e45": own,
         "e45_fp32": e.get("45nm-fp32"),
         "memory": e.get("memory"),
@@ -112,8 +123,11 @@ def summarise(rows: list[dict], sections: dict[str, str] | None = None) -> list[
         kind = rs[0].get("kind", "recipe")
         out.append({"name": name, "kind": kind, "baseline": baseline,
                     "section": (sections or {}).get(name, "recipe") if kind == "method" else "recipe",
-                    "seeds": sorted(r["seed"] for r in ok), "failed": sorted(r["seed"] for r in rs if r.get("status") != "ok"),
-                    "errors": sorted({r.get("error") or "" for r in rs if r.get("status") != "ok"}),
+                    # a seed failed when no run of it succeeded (a fixed recipe's success supersedes its old error)
+                    "seeds": sorted(r["seed"] for r in ok),
+                    "failed": sorted({r["seed"] for r in rs if r.get("status") != "ok"} - {r["seed"] for r in ok}),
+                    "errors": sorted({r.get("error") or "" for r in rs if r.get("status") != "ok"
+                                      and r["seed"] not in {o["seed"] for o in ok}}),
                     "stats": {k: _mean_sd([p.get(k) for p in per]) for k in keys}})
     return out
 
@@ -240,7 +254,8 @@ def board_page(base: Path, sections: dict[str, str], reported: dict[str, list[st
     two Pareto plots (as `assets/board/*.svg`, written by the site hook), the paper-reported numbers
     beside ours and the environment the rows were measured in. `reported` maps a method name to the
     lines its paper cards report (each marked with its citation)."""
-    rows = read_store(base / STORE)
+    # the board's own runs; a section spec's runs (`section/run`) are shown on their section's page
+    rows = [r for r in read_store(base / STORE) if "/" not in r["recipe"]]
     if not rows:
         return ("*No result store yet: run `snncomp bench --output benchmarks/results/board.jsonl` "
                 "(see above) and commit the file.*\n")

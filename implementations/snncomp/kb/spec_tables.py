@@ -1,0 +1,136 @@
+"""Section tables and targets from the result store, as a spec (`benchmarks/specs/<section>.toml`) declares them.
+
+`spec_table(base, section, table)` renders one `[[table]]` of the spec as Markdown: one row per run (or
+`RUN@N`, the measurement after its N-th step), each column the mean ± standard deviation over the seeds found
+in the store (`snncomp.kb.leaderboard._metrics` of each seed's row), the seeds listed, "not run yet" for a run
+with no row, the failed seeds named, the caption, and a line naming the spec file and the command that fills
+it. `spec_targets(base, section)` judges every `[[target]]` on the mean over seeds: met, missed or not run.
+The site hook replaces `<!-- table: SECTION TABLE -->` and `<!-- targets: SECTION -->` with them.
+
+A row is matched by its exact run key (recipe content hash included), so a changed spec shows "not run yet"
+until its runs are run again. With a `reference` run, `gain` is the accuracy in points over the reference and
+`spikes_vs_reference` the ratio of spikes per sample, both seed by seed, then averaged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from snncomp import specs as specs_mod
+
+from . import leaderboard
+
+__all__ = ["spec_table", "spec_targets", "HEADERS"]
+
+HEADERS = {  # column -> (header, digits, scale)
+    **{m: (h, d, sc) for h, m, d, sc in leaderboard.COLUMNS},
+    "state_bits": ("membrane bits", 1, 1.0), "fewer_spikes": ("fewer spikes %", 1, 1.0),
+    "fewer_synops": ("fewer synops %", 1, 1.0), "dense_synops": ("dense synops / sample", 0, 1.0),
+    "params": ("parameters", 0, 1.0), "e45_fp32": ("45 nm FP32 (nJ)", 2, 1e-3),
+    "vs_ann_memory": ("× vs ANN, memory", 2, 1.0), "gain": ("gain (points)", 2, 1.0),
+    "spikes_vs_reference": ("spikes vs reference", 3, 1.0),
+}
+
+
+def _header(column: str) -> tuple[str, int, float]:
+    if column.startswith("chip:"):
+        return f"{column[5:]} (nJ)", 2, 1e-3
+    return HEADERS.get(column, (column, 2, 1.0))
+
+
+def _spec(base: Path, section: str) -> specs_mod.Spec:
+    return specs_mod.load(Path(base) / "benchmarks" / "specs" / f"{section}.toml", check=False)
+
+
+def _rows(base: Path, spec: specs_mod.Spec) -> dict[str, dict[int, dict]]:
+    """For each run of `spec`, its store rows by seed (the last row of each key)."""
+    by_key = {r["key"]: r for r in leaderboard.read_store(Path(base) / leaderboard.STORE)}
+    out: dict[str, dict[int, dict]] = {}
+    for r in spec.runs:
+        for run in specs_mod.runs(spec, only=[r.name]):
+            if run.key in by_key:
+                out.setdefault(r.name, {})[run.seed] = by_key[run.key]
+    return out
+
+
+def _per_seed(ref: str, rows: dict[str, dict[int, dict]], reference: str | None) -> dict[int, dict]:
+    """The metrics of run reference `ref` ("name" or "name@N") for each seed whose row is ok."""
+    name, _, step = ref.partition("@")
+    out = {}
+    for seed, row in rows.get(name, {}).items():
+        if row.get("status") != "ok":
+            continue
+        if step:
+            row = {**row, "steps": (row.get("steps") or [])[:int(step) + 1]}
+        out[seed] = leaderboard._metrics(row)
+    if reference is not None:
+        ref_m = _per_seed(reference, rows, None)
+        for seed, m in out.items():
+            r = ref_m.get(seed)
+            ok = r is not None and m.get("accuracy") is not None and r.get("accuracy") is not None
+            m["gain"] = m["accuracy"] - r["accuracy"] if ok else None
+            m["spikes_vs_reference"] = (m["spikes"] / r["spikes"] if r is not None and m.get("spikes") is not None
+                                        and r.get("spikes") else None)
+    return out
+
+
+def _stat(per: dict[int, dict], metric: str) -> tuple[float | None, float | None]:
+    return leaderboard._mean_sd([m.get(metric) for m in per.values()])
+
+
+def _footer(spec: specs_mod.Spec) -> str:
+    return (f"*From `benchmarks/specs/{spec.section}.toml`; filled by `{specs_mod.command(spec.section)}`; "
+            "mean ± standard deviation over the seeds listed.*")
+
+
+def spec_table(base: Path, section: str, table: str) -> str:
+    """The Markdown table `table` of spec `section`, from the store under `base`."""
+    spec = _spec(base, section)
+    t = spec.table(table)
+    rows = _rows(base, spec)
+    heads = [_header(c) for c in t.columns]
+    lines = [t.caption, ""] if t.caption else []
+    lines += ["| run | baseline | seeds | " + " | ".join(h for h, _, _ in heads) + " |",
+              "|---|---|---|" + "---|" * len(heads)]
+    for ref in t.runs:
+        name = ref.partition("@")[0]
+        per = _per_seed(ref, rows, t.reference)
+        failed = sorted(s for s, r in rows.get(name, {}).items() if r.get("status") != "ok")
+        seeds = ",".join(map(str, sorted(per))) if per else "not run yet"
+        if failed:
+            seeds += f" (failed: {','.join(map(str, failed))})"
+        cells = [leaderboard._cell(_stat(per, c), d, sc) for c, (_, d, sc) in zip(t.columns, heads)]
+        lines.append(f"| `{ref}` | {spec.run(name).baseline} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + ["", _footer(spec), ""])
+
+
+def judge(spec: specs_mod.Spec, rows: dict[str, dict[int, dict]]) -> list[dict]:
+    """Every target of `spec` on the mean over seeds: `text`, `run` (the run judged: the best of `runs`),
+    `mean`, `sd`, `met` (None: not run)."""
+    out = []
+    for t in spec.targets:
+        got = []
+        for ref in t.runs:
+            mean, sd = _stat(_per_seed(ref, rows, t.reference), t.metric)
+            if mean is not None:
+                got.append((mean, sd, ref))
+        if not got:
+            out.append({"text": t.text, "run": ", ".join(t.runs), "mean": None, "sd": None, "met": None,
+                        "target": f"{t.metric} {t.op} {t.bound:g}"})
+            continue
+        mean, sd, ref = (min if t.op == "<=" else max)(got)
+        met = mean <= t.bound if t.op == "<=" else mean >= t.bound
+        out.append({"text": t.text, "run": ref, "mean": mean, "sd": sd, "met": met,
+                    "target": f"{t.metric} {t.op} {t.bound:g}"})
+    return out
+
+
+def spec_targets(base: Path, section: str) -> str:
+    """The targets of spec `section` as a Markdown table (met / missed / not run, mean ± sd)."""
+    spec = _spec(base, section)
+    lines = ["| target | run | bound | mean ± sd | |", "|---|---|---|---|---|"]
+    for j in judge(spec, _rows(base, spec)):
+        verdict = "not run" if j["met"] is None else ("met" if j["met"] else "missed")
+        lines.append(f"| {j['text']} | `{j['run']}` | {j['target']} | "
+                     f"{leaderboard._cell((j['mean'], j['sd']), 2)} | {verdict} |")
+    return "\n".join(lines + ["", _footer(spec), ""])
