@@ -170,7 +170,8 @@ def test_board_lists_every_transform_and_recipe():
         if r.recipe.name in transforms:
             assert len(r.recipe.steps) == 1 and r.baseline == runner.SHARED_BASELINE
             needs = registry.get(r.recipe.name).needs
-            assert r.recipe.steps[0].options == ({"teacher": "conv-ann"} if "teacher" in needs else {})
+            teacher = "conv-fc256-direct4" if registry.get(r.recipe.name).family == "snn-to-snn" else "conv-ann"
+            assert r.recipe.steps[0].options == ({"teacher": teacher} if "teacher" in needs else {})
     quick = runner.board(quick=True)
     assert {r.seed for r in quick} == {0}
     one_step = {r.recipe.name for r in quick if r.recipe.name in transforms}

@@ -181,16 +181,16 @@ def test_failed_seeds_are_named(tmp_path):
 
 
 def test_spec_board_selects_runs_seeds_and_quick_budgets():
-    runs = board.spec_board(["pruning"], only=["magnitude-90", "pruning/rigl-90"])
+    runs = specs.spec_board(["pruning"], only=["magnitude-90", "pruning/rigl-90"])
     assert sorted({r.recipe.name for r in runs}) == ["pruning/magnitude-90", "pruning/rigl-90"]
     assert sorted({r.seed for r in runs}) == [0, 1, 2]
-    quick = board.spec_board(["pruning,quantization".split(",")[0]], only=["rigl-90"], quick=True)
+    quick = specs.spec_board(["pruning,quantization".split(",")[0]], only=["rigl-90"], quick=True)
     assert [r.seed for r in quick] == [0] and quick[0].recipe.steps[0].options["train"]["epochs"] == 1
-    assert len(board.spec_board(["all"], seeds=(5,), only=["ptq-4", "alone"])) == 2
+    assert len(specs.spec_board(["all"], seeds=(5,), only=["ptq-4", "alone"])) == 2
     with pytest.raises(KeyError, match="no spec named"):
-        board.spec_board(["pruningg"])
+        specs.spec_board(["pruningg"])
     with pytest.raises(KeyError, match="no run named"):
-        board.spec_board(["pruning"], only=["nothing"])
+        specs.spec_board(["pruning"], only=["nothing"])
 
 
 def test_cli_bench_spec_refuses_an_unknown_spec(capsys):

@@ -1,6 +1,6 @@
 """The runs and the leaderboard: `Run` (a recipe on a trained baseline at a seed, and its key) and
-`board()`, the runs of `snncomp bench` (with the `--quick` board: `QUICK_METHODS`, `QUICK_RECIPES`), and
-`spec_board()`, the runs of `snncomp bench --spec NAME` (the section specs of `snncomp.specs`).
+`board()`, the runs of `snncomp bench` (with the `--quick` board: `QUICK_METHODS`, `QUICK_RECIPES`);
+`snncomp.specs.spec_board` gives the runs of `snncomp bench --spec NAME` (the section specs).
 
 `snncomp.runner` executes the runs and re-exports these names.
 """
@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Run", "board", "spec_board", "SHARED_BASELINE", "QUICK_METHODS", "QUICK_RECIPES", "TEACHER_OPTION", "SNN_TEACHER"]
+__all__ = ["Run", "board", "SHARED_BASELINE", "QUICK_METHODS", "QUICK_RECIPES", "TEACHER_OPTION", "SNN_TEACHER"]
 
 SHARED_BASELINE = "conv-direct4"  # the board's starting point
 
@@ -121,36 +121,3 @@ def board(*, quick: bool = False, seeds: Sequence[int] = (0, 1, 2), only: Sequen
         plans = [p for p in plans if p.name in only]
     return [Run(p, getattr(p, "baseline", None) or baseline, s, getattr(p, "data", None) or "")
             for p in plans for s in seeds]
-
-
-def spec_board(names: Sequence[str], *, seeds: Sequence[int] | None = None, only: Sequence[str] | None = None,
-               quick: bool = False) -> list[Run]:
-    """The runs of the section specs `names` (`benchmarks/specs/<name>.toml`; `"all"`: every spec), each at
-    its own seeds or at `seeds`. `only`: the runs named (`name` or `section/name`). `quick`: seed 0 and every
-    explicit budget cut to one epoch. An unknown spec or run is a `KeyError` listing those there are; a
-    malformed spec is a `specs.SpecError` naming its line."""
-    import dataclasses
-
-    from . import specs
-
-    every = {p.stem: p for p in sorted(specs.SPECS.glob("*.toml"))}
-    wanted = list(every) if "all" in names else list(dict.fromkeys(names))
-    unknown = [n for n in wanted if n not in every]
-    if unknown:
-        raise KeyError(f"no spec named {', '.join(unknown)}; specs: {', '.join(every)}")
-    chosen = {n: specs.load(every[n]) for n in wanted}
-    runs: list[Run] = []
-    names_found = set()
-    for n, spec in chosen.items():
-        mine = [o for o in (only or ()) if o in {r.name for r in spec.runs} or o.startswith(n + "/")]
-        names_found.update(mine)
-        if only and not mine:
-            continue
-        got = specs.runs(spec, seeds=(0,) if quick else seeds, only=mine or None)
-        if quick:
-            got = [dataclasses.replace(r, recipe=_quick_recipe(r.recipe)) for r in got]
-        runs += got
-    missing = [o for o in (only or ()) if o not in names_found]
-    if missing:
-        raise KeyError(f"no run named {', '.join(missing)} in the specs {', '.join(wanted)}")
-    return runs

@@ -37,7 +37,8 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from .board import QUICK_METHODS, SHARED_BASELINE, Run, board, spec_board
+from .board import QUICK_METHODS, SHARED_BASELINE, Run, board
+from .specs import spec_board
 from .store import Store
 
 __all__ = ["Run", "Store", "provenance", "execute", "run_recipe", "resolve_device", "board", "spec_board", "DEFAULT_OUTPUT",

@@ -49,7 +49,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["SpecError", "RunSpec", "Table", "Target", "Spec", "load", "loads", "runs", "all_specs", "command",
+__all__ = ["SpecError", "RunSpec", "Table", "Target", "Spec", "load", "loads", "runs", "all_specs", "command", "spec_board",
            "METRICS", "REFERENCE_METRICS", "SPECS", "DEFAULT_SEEDS"]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -371,3 +371,34 @@ def runs(spec: Spec, *, seeds: Sequence[int] | None = None, only: Sequence[str] 
 def command(section: str) -> str:
     """The command that fills the committed store with `section`'s runs."""
     return f"snncomp bench --spec {section} --output {STORE}"
+
+
+def spec_board(names: Sequence[str], *, seeds: Sequence[int] | None = None, only: Sequence[str] | None = None,
+               quick: bool = False) -> list:
+    """The runs of the section specs `names` (`benchmarks/specs/<name>.toml`; `"all"`: every spec), each at
+    its own seeds or at `seeds`. `only`: the runs named (`name` or `section/name`). `quick`: seed 0 and every
+    explicit budget cut to one epoch. An unknown spec or run is a `KeyError` listing those there are; a
+    malformed spec is a `SpecError` naming its line."""
+    from .board import _quick_recipe
+
+    every = {p.stem: p for p in sorted(SPECS.glob("*.toml"))}
+    wanted = list(every) if "all" in names else list(dict.fromkeys(names))
+    unknown = [n for n in wanted if n not in every]
+    if unknown:
+        raise KeyError(f"no spec named {', '.join(unknown)}; specs: {', '.join(every)}")
+    chosen = {n: load(every[n]) for n in wanted}
+    out: list = []
+    names_found = set()
+    for n, spec in chosen.items():
+        mine = [o for o in (only or ()) if o in {r.name for r in spec.runs} or o.startswith(n + "/")]
+        names_found.update(mine)
+        if only and not mine:
+            continue
+        got = runs(spec, seeds=(0,) if quick else seeds, only=mine or None)
+        if quick:
+            got = [dataclasses.replace(r, recipe=_quick_recipe(r.recipe)) for r in got]
+        out += got
+    missing = [o for o in (only or ()) if o not in names_found]
+    if missing:
+        raise KeyError(f"no run named {', '.join(missing)} in the specs {', '.join(wanted)}")
+    return out
