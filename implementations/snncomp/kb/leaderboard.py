@@ -266,7 +266,7 @@ def board_page(base: Path, sections: dict[str, str], reported: dict[str, list[st
              "meets it.", "", "| target | mean ± sd | met |", "|---|---|---|"]
     for t in targets(summary):
         met = "not run" if t["met"] is None else ("met" if t["met"] else "missed")
-        parts.append(f"| {t['target']} | {_cell((t['mean'], t['sd']), 2)} | {met} |")
+        parts.append(f"| {t['target']} | {_cell((t['mean'], t['sd']), 3)} | {met} |")
     parts += ["", "## All methods and recipes", "",
               "Each row is one registered transform with its default options, or one recipe of `recipes/`, on the "
               "baseline it names, as mean ± standard deviation over the seeds listed. Energy is per sample; "
