@@ -17,11 +17,10 @@
 # only so the notebook runs in about a minute: accuracy against the bit width of the weights and of the membrane
 # potential, how a low-bit membrane departs from full precision, the deployed size in bits (dense and sparse),
 # synaptic operations and energy under the FP32 and INT8 regimes, and a model run on integers only. The
-# quantization-aware runs (2-bit, binary, MINT, k-means, ADMM) over three seeds are the benchmark
-# `python benchmarks/quantization.py`; its committed results are loaded at the end.
+# quantization-aware runs (2-bit, binary, MINT, k-means, ADMM) over three seeds are the section's runs in
+# `benchmarks/specs/quantization.toml`; their committed results are read from the result store at the end.
 
 # %%
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -220,12 +219,12 @@ print(f"MINT 4-bit weights / 4-bit membrane, integer-only on 200 test images: ac
 # %% [markdown]
 # ## Benchmark: three seeds, with quantization-aware training
 #
-# The committed result of `python benchmarks/quantization.py` (mean over seeds 0, 1, 2, on a shared machine).
+# The section's runs from the committed result store (`snncomp bench --spec quantization --output
+# benchmarks/results/board.jsonl`; mean over seeds 0, 1, 2), as the Quantization page shows them.
 
 # %%
-path = ROOT / "benchmarks" / "results" / "quantization.json"
-if path.exists():
-    res = json.loads(path.read_text())
-    for row in res["table"]:
-        print(f"{row['run']:<22}{row['accuracy']:>8.4f}  drop {row['drop (points)']:<14} {row['drop target']:<16}"
-              f"x{row['smaller than FP32 (dense)']:<6} sparse x{row['smaller (sparse format)']:<6} {row['size target']}")
+from snncomp.kb import spec_tables
+
+targets = spec_tables.spec_targets(ROOT, "quantization")
+print(targets)
+assert "not run" not in targets, "every run of the quantization spec is in the committed store"
