@@ -55,7 +55,7 @@ from .registry import FREEZABLE, all_but
 from .train import TrainConfig
 
 __all__ = ["ChainError", "Step", "check", "run", "constraints", "broken", "declarations", "declarations_table", "TRAIN",
-           "OBJECTIVE_FINETUNE", "BUDGETS"]
+           "OBJECTIVE_FINETUNE", "BUDGETS", "options_of"]
 
 TRAIN = TrainConfig()  # the built-in "train" step's default budget: `fit`'s own default
 OBJECTIVE_FINETUNE = TrainConfig(epochs=4, lr=2e-3)  # an objective's fine-tune phase, as pruning's recovery
@@ -188,17 +188,25 @@ def _decl(index: int, step: Step) -> _Decl:
     return _Decl(m.name, m.kind, m.leaves, m.keeps, m.changes, m.requires, m.freezes_by_default, m.fn)
 
 
-def _options_of(d: _Decl) -> set[str] | None:
-    """The keyword options a step of `d` accepts (`None`: anything)."""
-    if d.kind == "train":
-        return {"train"}
-    sig = inspect.signature(d.fn)
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return None
-    names = {n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY or p.default is not p.empty}
-    if d.kind == "transform":
-        return names - {"loss_terms", "hooks"}
-    return names | {"weight", "finetune"}  # an objective's own options, its weight and its phase's budget
+_SUPPLIED = {"model", "data", "encoder", "loss_terms", "hooks", "step"}  # given by the chain, never by a step
+
+
+def options_of(method: str) -> dict[str, inspect.Parameter]:
+    """The options a step of `method` may set: the method's parameters less what the chain supplies, plus
+    `weight` and `finetune` for an objective (its weight and its phase's budget); `train` for the
+    built-in "train" step. Raises `registry.UnknownMethodError` for an unknown method."""
+    if method == "train":
+        return {"train": inspect.Parameter("train", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                           annotation=TrainConfig)}
+    m = registry.get(method)
+    params = {n: p for n, p in inspect.signature(m.fn).parameters.items()
+              if n not in _SUPPLIED and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    if m.kind == "objective":
+        params.setdefault("weight", inspect.Parameter("weight", inspect.Parameter.KEYWORD_ONLY, default=1.0,
+                                                      annotation=float))
+        params["finetune"] = inspect.Parameter("finetune", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                               annotation=TrainConfig)
+    return params
 
 
 # ----------------------------------------------------------------------------- facts of a model
@@ -240,13 +248,12 @@ def check(steps: Sequence[Step], *, encoder: Encoder | None = None, model: nn.Mo
     steps = list(steps)
     for j, step in enumerate(steps):
         d = _decl(j, step)
-        allowed = _options_of(d)
-        if allowed is not None:
-            bad = [k for k in step.options if k not in allowed]
-            if bad:
-                close = difflib.get_close_matches(bad[0], sorted(allowed), n=3, cutoff=0.5)
-                hint = f"; closest: {', '.join(close)}" if close else f"; it takes: {', '.join(sorted(allowed))}"
-                raise ChainError(j, step.method, f"unknown option {bad[0]!r}{hint}")
+        allowed = options_of(d.name)
+        bad = [k for k in step.options if k not in allowed]
+        if bad:
+            close = difflib.get_close_matches(bad[0], sorted(allowed), n=3, cutoff=0.5)
+            hint = f"; closest: {', '.join(close)}" if close else f"; it takes: {', '.join(sorted(allowed))}"
+            raise ChainError(j, step.method, f"unknown option {bad[0]!r}{hint}")
         for k in BUDGETS:
             v = step.options.get(k)
             if v is not None and not isinstance(v, (dict, TrainConfig)):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from . import chain, models
+from .chain import BUDGETS  # options that are training budgets (tables of TrainConfig fields)
 from .train import TrainConfig
 
 __all__ = ["RecipeError", "Recipe", "from_dict", "to_dict", "build_student", "STUDENT_BUILDERS", "TOP_LEVEL",
@@ -23,7 +24,6 @@ __all__ = ["RecipeError", "Recipe", "from_dict", "to_dict", "build_student", "ST
 
 TOP_LEVEL = ("name", "description", "baseline", "data", "student", "step")
 STEP_KEYS = ("method", "label", "freeze")  # keys of a [[step]] table that are not options of the method
-BUDGETS = ("train", "finetune", "dense")  # options that are training budgets (tables of TrainConfig fields)
 TRAIN = "train"  # the built-in plain-training step of `snncomp.chain`
 STUDENT_BUILDERS: dict[str, Callable[..., nn.Module]] = {
     "conv_snn": models.conv_snn, "mlp_snn": models.mlp_snn}

@@ -1,6 +1,6 @@
 """Checking a recipe before anything trains: `validate` (unknown methods and options, option values of the
 wrong type or out of range, missing options, unknown baselines and teachers, an order of methods that cannot
-work) and `options_of` (the options a step of a method may set).
+work); `options_of` (the options a step of a method may set) is `snncomp.chain`'s.
 
 `snncomp.recipes` re-exports both and describes what is checked.
 """
@@ -14,14 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from torch import nn
 
 from . import baselines, chain, registry
+from .chain import options_of
 from .encoding import Encoder
 from .recipe import _BUDGET_FIELDS, BUDGETS, TRAIN, Recipe, RecipeError, _closest, _student_problem
 from .train import TrainConfig
 
 __all__ = ["validate", "options_of"]
-
-_SUPPLIED = {"model", "data", "encoder", "loss_terms", "hooks", "step"}  # given by the chain, never by a recipe
-
 
 def _hints(fn: Callable) -> dict[str, object]:
     """Evaluated annotations of `fn` (one by one: an annotation that cannot be evaluated is skipped)."""
@@ -115,22 +113,6 @@ def _budget_problem(name: str, value) -> str | None:
     except (TypeError, ValueError) as exc:
         return f"bad {name}: {exc}"
     return None
-
-
-def options_of(method: str) -> dict[str, inspect.Parameter]:
-    """The options a recipe step of `method` may set: the method's keyword parameters (less what the
-    chain supplies), plus `weight` and `finetune` for an objective; `train` for the built-in step."""
-    if method == TRAIN:
-        return {TRAIN: inspect.Parameter(TRAIN, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=TrainConfig)}
-    m = registry.get(method)
-    params = {n: p for n, p in inspect.signature(m.fn).parameters.items()
-              if n not in _SUPPLIED and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
-    if m.kind == "objective":
-        params.setdefault("weight", inspect.Parameter("weight", inspect.Parameter.KEYWORD_ONLY, default=1.0,
-                                                      annotation=float))
-        params["finetune"] = inspect.Parameter("finetune", inspect.Parameter.KEYWORD_ONLY, default=None,
-                                               annotation=TrainConfig)
-    return params
 
 
 def _option_line(recipe: Recipe, index: int, option: str) -> int | None:
