@@ -69,21 +69,17 @@ def _part(split: Split, part: str):
 
 
 def weight_bits(model: nn.Module) -> float:
-    """Mean bits per synaptic weight: over the weights of every conv and linear layer, the width a
-    quantizer on the weight sets (a code without a zero level that holds pruned zeros needs one symbol
-    more, as in `metrics.deployed_bits`), else the layer's `weight_bits` attribute, else the dtype's
-    width; weighted by the number of weights. Scales and codebooks are left out (they are in
+    """Mean bits per synaptic weight: over the weights of every conv and linear layer, each
+    weight's dense width (`metrics.stored_width`: a quantizer's, else the layer's `weight_bits`
+    attribute, else the dtype's; a code without a zero level that holds pruned zeros needs a symbol
+    more); weighted by the number of weights. Scales and codebooks are left out (they are in
     `deployed_bits`)."""
     widths = metrics._quantized_widths(model)
     deployed = metrics._deployed(model)
     total, count = 0.0, 0
     for name, layer in metrics.weight_layers(deployed).items():
         w = layer.weight
-        bits, _, has_zero = widths.get(f"{name}.weight", (None, 0, True))
-        if bits is None:
-            bits = int(getattr(layer, "weight_bits", w.element_size() * 8))
-        elif not has_zero and bool((w == 0).any()):
-            bits = math.ceil(math.log2(2**bits + 1))
+        _, bits, _ = metrics.stored_width(widths, name, layer, "weight", w)  # the dense width, zeros included
         total += bits * w.numel()
         count += w.numel()
     return total / count if count else 32.0

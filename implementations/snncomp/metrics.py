@@ -43,7 +43,7 @@ from .spikes import hooked, is_spike_tensor
 from .train import eval_batches
 
 __all__ = ["Report", "LayerOps", "ACTIVATIONS", "count_params", "footprint_bytes", "deployed_bits",
-           "sparse_bits", "SPARSE_FORMATS", "weight_layers", "weight_sparsity", "connection_sparsity", "synops", "counting", "measure"]
+           "sparse_bits", "stored_width", "SPARSE_FORMATS", "weight_layers", "weight_sparsity", "connection_sparsity", "synops", "counting", "measure"]
 
 # modules whose outputs make up activation sparsity: spiking neurons and, as in NeuroBench, ReLU and sigmoid
 ACTIVATIONS: tuple[type[nn.Module], ...] = (SpikingNeuron, nn.ReLU, nn.Sigmoid)
@@ -113,6 +113,21 @@ def _quantized_widths(model: nn.Module) -> dict[str, tuple[int, int, bool]]:
     return out
 
 
+def stored_width(widths: dict[str, tuple[int, int, bool]], mname: str, module: nn.Module, name: str,
+                 t: Tensor) -> tuple[int, int, int]:
+    """(bits per stored value, bits per value in a dense layout, overhead bits) of tensor `name` of
+    `module` (named `mname`), given the model's `_quantized_widths`: a quantizer's width, else the
+    module's `<name>_bits` attribute, else the dtype's width; a code without a zero level that holds
+    zeros needs a symbol more in the dense layout."""
+    bits, overhead, has_zero = widths.get(f"{mname}.{name}", (None, 0, True))
+    if bits is None:
+        bits = int(getattr(module, f"{name}_bits", t.element_size() * 8))
+    dense = bits
+    if not has_zero and bool((t == 0).any()):
+        dense = math.ceil(math.log2(2**bits + 1))  # the zeros need a symbol of their own
+    return bits, dense, overhead
+
+
 def deployed_bits(model: nn.Module, sparse: str = "dense", index_bits: int = 4) -> int:
     """Bits needed to deploy the tensors: numel x bit width, where the width is the `bits` of a
     quantizer on the tensor (plus what it stores beside the integers, its `overhead_bits`: scales,
@@ -130,12 +145,7 @@ def deployed_bits(model: nn.Module, sparse: str = "dense", index_bits: int = 4) 
         for name, t in list(module._parameters.items()) + list(module._buffers.items()):
             if t is None:
                 continue
-            bits, overhead, has_zero = widths.get(f"{mname}.{name}", (None, 0, True))
-            if bits is None:
-                bits = int(getattr(module, f"{name}_bits", t.element_size() * 8))
-            dense = bits
-            if not has_zero and bool((t == 0).any()):
-                dense = math.ceil(math.log2(2**bits + 1))  # the zeros need a symbol of their own
+            bits, dense, overhead = stored_width(widths, mname, module, name, t)
             total += overhead
             if id(t) in synaptic:
                 total += sparse_bits(t.detach(), bits, sparse, index_bits, dense_bits=dense)
