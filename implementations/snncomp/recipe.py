@@ -136,9 +136,7 @@ def from_dict(d: Mapping, *, source: str | None = None, lines: Sequence[int] = (
     src = source or "<recipe>"
     unknown = [k for k in d if k not in TOP_LEVEL]
     if unknown:
-        close = difflib.get_close_matches(unknown[0], TOP_LEVEL, n=3, cutoff=0.4)
-        raise RecipeError(f"{src}:1: unknown top-level key {unknown[0]!r}"
-                          + (f"; closest: {', '.join(close)}" if close else f"; known: {', '.join(TOP_LEVEL)}"))
+        raise RecipeError(f"{src}:1: unknown top-level key {unknown[0]!r}{_closest(unknown[0], TOP_LEVEL)}")
     name = d.get("name")
     if not isinstance(name, str) or not name:
         raise RecipeError(f"{src}:1: a recipe needs a 'name' (a non-empty string)")

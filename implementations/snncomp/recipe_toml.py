@@ -6,14 +6,13 @@ The format is described in `snncomp.recipes`, which re-exports these four.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from .recipe import TOP_LEVEL, Recipe, RecipeError, from_dict, to_dict
+from .recipe import TOP_LEVEL, Recipe, RecipeError, _closest, from_dict, to_dict
 
 __all__ = ["load", "loads", "dumps", "builtin"]
 
@@ -58,9 +57,8 @@ def loads(text: str, source: str = "<string>") -> Recipe:
     headers, top, keys = _scan(text)
     unknown = [k for k in d if k not in TOP_LEVEL]
     if unknown:
-        close = difflib.get_close_matches(unknown[0], TOP_LEVEL, n=3, cutoff=0.4)
         raise RecipeError(f"{source}:{top.get(unknown[0], 1)}: unknown top-level key {unknown[0]!r}"
-                          + (f"; closest: {', '.join(close)}" if close else f"; known: {', '.join(TOP_LEVEL)}"))
+                          f"{_closest(unknown[0], TOP_LEVEL)}")
     recipe = from_dict(d, source=source, lines=headers if len(headers) == len(d.get("step", [])) else ())
     object.__setattr__(recipe, "_keys", keys)
     object.__setattr__(recipe, "_top", top)

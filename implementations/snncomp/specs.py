@@ -42,12 +42,13 @@ executes them into the store.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .recipe import _closest
 
 __all__ = ["SpecError", "RunSpec", "Table", "Target", "Spec", "load", "loads", "runs", "all_specs", "command", "spec_board",
            "METRICS", "REFERENCE_METRICS", "SPECS", "DEFAULT_SEEDS"]
@@ -127,11 +128,6 @@ class Spec:
             if t.name == name:
                 return t
         raise KeyError(f"{self.source}: no table {name!r}; tables: {', '.join(t.name for t in self.tables)}")
-
-
-def _closest(word: str, names: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, list(names), n=3, cutoff=0.4)
-    return f"; closest: {', '.join(close)}" if close else f"; known: {', '.join(names)}"
 
 
 def _scan(text: str) -> tuple[dict[str, list[int]], list[dict[str, int]], list[list[int]], list[str]]:
