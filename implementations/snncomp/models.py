@@ -18,10 +18,10 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
-from .neurons import IF, LIF, PLIF
+from .neurons import IF, LIF, PLIF, SpikingNeuron
 from .surrogate import Surrogate
 
-__all__ = ["seq", "ConvBlock", "ConvNet", "DenseBlock", "MLP", "conv_snn", "conv_ann", "mlp_snn", "mlp_ann",
+__all__ = ["block_neuron", "seq", "ConvBlock", "ConvNet", "DenseBlock", "MLP", "conv_snn", "conv_ann", "mlp_snn", "mlp_ann",
            "make_neuron", "NEURONS"]
 
 NEURONS = ("lif", "plif", "if", "relu")
@@ -198,3 +198,11 @@ def mlp_ann(in_features: int = 784, hidden: tuple[int, ...] = (256,), num_classe
     """The same-shaped ANN of `mlp_snn`; run it with `T = 1`."""
     return mlp_snn(in_features, hidden, num_classes, neuron="relu", seed=seed)
 
+
+def block_neuron(block: nn.Module) -> SpikingNeuron | None:
+    """The spiking neuron of a block's `neuron` slot, looking through wrappers that hold it as their own
+    `.neuron` (TA-SNN's attention puts one before it); `None` for a block without a spiking neuron."""
+    n = getattr(block, "neuron", None)
+    while n is not None and not isinstance(n, SpikingNeuron) and hasattr(n, "neuron"):
+        n = n.neuron
+    return n if isinstance(n, SpikingNeuron) else None

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from .. import spikes as spike_rec
 from ..encoding import Encoder
-from ..models import MLP, ConvBlock, ConvNet
+from ..models import MLP, ConvBlock, ConvNet, block_neuron
 from ..train import eval_batches
 
 __all__ = ["magnitude_scores", "bn_scale_scores", "firing_rate_scores", "check_units_model"]
@@ -56,8 +56,9 @@ def firing_rate_scores(model: nn.Module, x: Tensor, encoder: Encoder, batch_size
     check_units_model(model, "firing-rate scores")
     sums: dict[int, Tensor] = {}
     counts: dict[int, int] = {}
-    names = {f"blocks.{i}.neuron": i for i in range(len(model.blocks))}
-    names.update({f"blocks.{i}.neuron.neuron": i for i in range(len(model.blocks))})  # behind TA-SNN's attention
+    # each block's spiking neuron by module name (also the one behind TA-SNN's attention)
+    by_id = {id(block_neuron(b)): i for i, b in enumerate(model.blocks)}
+    names = {n: by_id[id(m)] for n, m in model.named_modules() if id(m) in by_id}
     for _, inputs in eval_batches(model, x, encoder, batch_size, seed):
         with spike_rec.record(model) as rec:
             model(inputs)

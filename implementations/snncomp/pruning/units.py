@@ -20,8 +20,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from ..compress import unparametrize
-from ..models import ConvBlock
-from ..neurons import SpikingNeuron
+from ..models import ConvBlock, block_neuron
 from .masks import Mask, check_sparsity, scoped_masks, set_masks
 from .scores import check_units_model
 
@@ -112,8 +111,8 @@ def remove_units(model: nn.Module, keep: dict[int, Tensor]) -> nn.Module:
             nxt_fc, nxt_name = (nxt.fc, f"blocks.{i + 1}.fc") if nxt is not None else (net.head, "head")
             _slice_weight(nxt_fc, lambda w: w[:, idx], nxt_name)  # [F_next, F']
             nxt_fc.in_features = len(idx)
-        neuron = getattr(block.neuron, "neuron", block.neuron)  # the neuron behind TA-SNN's attention
-        if isinstance(neuron, SpikingNeuron):
+        neuron = block_neuron(block)  # also the neuron behind TA-SNN's attention
+        if neuron is not None:
             neuron.keep_channels(idx)
     return net
 

@@ -33,6 +33,7 @@ from ..data import Split
 from ..encoding import Encoder
 from ..metrics import weight_layers
 from ..neurons import AdaptiveLIF, SpikingNeuron
+from ..models import block_neuron
 from ..registry import all_but, register
 from ..train import NONE, Hook, LossTerm, TrainConfig
 from .quantizers import (FakeQuantize, FixedPointQuantize, GridInput, MembraneQuantizer, MinMaxFakeQuantize,
@@ -74,9 +75,7 @@ def spiking_blocks(model: nn.Module, *, attended: bool = False) -> dict[str, tup
     `attended`, also the neuron behind TA-SNN's attention (which rescales the current before it)."""
     out = {}
     for name, block in model.named_modules():
-        neuron = getattr(block, "neuron", None)
-        if attended and not isinstance(neuron, SpikingNeuron):
-            neuron = getattr(neuron, "neuron", neuron)
+        neuron = block_neuron(block) if attended else getattr(block, "neuron", None)
         layer = getattr(block, "conv", None) or getattr(block, "fc", None)
         if isinstance(neuron, SpikingNeuron) and isinstance(layer, (nn.Conv2d, nn.Linear)):
             out[name] = (layer, neuron)
