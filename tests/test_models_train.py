@@ -104,3 +104,25 @@ def test_bad_config():
         train.TrainConfig(schedule="linear")
     with pytest.raises(ValueError, match="neuron kind"):
         models.conv_snn(neuron="lstm")
+
+
+def test_patience_stops_and_restores_the_best_epoch():
+    """Early stopping: training stops `patience` epochs after the best validation accuracy and puts the
+    best epoch's weights back; with no validation part it refuses."""
+    import dataclasses
+
+    from snncomp import data as data_mod, encoding, models, train
+
+    split = data_mod.digits().with_validation(0.2, 0)
+    model = models.mlp_snn(64, hidden=(16,), seed=0)
+    enc = encoding.Direct(2)
+    config = train.TrainConfig(epochs=12, lr=0.05, patience=1, progress=False)
+    history = train.fit(model, split, enc, config, evaluate_test=False)
+    last = history.epochs[-1]
+    vals = [r["val_acc"] for r in history.epochs]
+    assert last["stopped"] == len(vals) - 1 and vals[last["best_epoch"]] == max(vals)
+    assert last["stopped"] == config.epochs - 1 or last["stopped"] - last["best_epoch"] == 1
+    assert train.evaluate(model, split.val_x, split.val_y, enc) == max(vals)  # the best weights are back
+    assert repr(config) == repr(dataclasses.replace(config, patience=0))  # cache keys of other budgets unchanged
+    with pytest.raises(ValueError, match="validation part"):
+        train.fit(model, data_mod.digits(), enc, config)

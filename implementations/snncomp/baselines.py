@@ -65,6 +65,8 @@ class Baseline:
                 "encoder": repr(self.encoder), "config": repr(dataclasses.replace(self.config, seed=seed, progress=False)),
                 "dataset": self.dataset, "validation": VALIDATION,
                 **(_environment() if environment is None else environment)}
+        if self.config.patience:  # early stopping is out of the config's repr (see TrainConfig.patience)
+            spec["patience"] = self.config.patience
         if self.dataset == "nmnist-like":  # the synthetic sensor's settings make the data: they key it too
             spec["sensor"] = repr(events.Saccades())
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -95,9 +97,10 @@ BASELINES: dict[str, Baseline] = {
     "conv-fc256-direct4": Baseline(models.conv_snn, kwargs={"hidden": (256,)}, ann="conv-fc256-ann"),
     # its same-shaped ANN (ReLU, one step), the reference of the board's energy ratios on that baseline
     "conv-fc256-ann": Baseline(models.conv_ann, kwargs={"hidden": (256,)}, encoder=encoding.Direct(1)),
-    # the same conv SNN on synthetic N-MNIST-like events: 2 x 34 x 34 frames, 16 time bins merged into 8
+    # the same conv SNN on synthetic N-MNIST-like events: 2 x 34 x 34 frames, 16 time bins merged into 8;
+    # trained until its validation accuracy has not risen for 2 epochs (at most 12), best epoch kept
     "conv-events": Baseline(models.conv_snn, kwargs={"in_shape": (2, 34, 34)}, encoder=events.Frames(8),
-                            config=TrainConfig(epochs=3), dataset="nmnist-like"),
+                            config=TrainConfig(epochs=12, patience=2), dataset="nmnist-like"),
     # distillation teacher for the little-data setting: the conv ANN trained on the same 1000 images as its students
     "conv-ann-1k": Baseline(models.conv_ann, encoder=encoding.Direct(1), config=TrainConfig(epochs=16), dataset="mnist1k"),
     # quick teachers on scikit-learn's 8x8 digits (seconds to train), for the distillation notebook

@@ -151,10 +151,14 @@ def _kind(recipe) -> str:
 
 
 def _row(run: Run, status: str, seconds: float, result: dict | None, error: BaseException | None,
-         device: str, command: str | None) -> dict:
+         device: str, command: str | None, cpu_seconds: float | None = None) -> dict:
     row = {"key": run.key, "recipe": run.recipe.name, "kind": _kind(run.recipe), "baseline": run.baseline,
            "data": run.data, "seed": run.seed, "status": status, "error": None, "traceback": None,
            "seconds": round(seconds, 3), "steps": []}
+    if cpu_seconds is not None:
+        # CPU time of this process over the run: well below seconds x threads, the run waited for the CPU
+        # (other jobs shared the machine), and its seconds are not an idle machine's
+        row["cpu_seconds"] = round(cpu_seconds, 3)
     if error is not None:
         row["error"] = f"{type(error).__name__}: {error}"
         tail = traceback.format_exception(type(error), error, error.__traceback__)
@@ -185,12 +189,12 @@ def _execute_one(run_fn: Callable, run: Run, threads: int, device: str, command:
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         result = run_fn(run, device)
-        return _row(run, "ok", time.perf_counter() - t0, result, None, device, command)
+        return _row(run, "ok", time.perf_counter() - t0, result, None, device, command, time.process_time() - c0)
     except Exception as e:  # noqa: BLE001 - any failure of one run is recorded, the others go on
-        return _row(run, "error", time.perf_counter() - t0, None, e, device, command)
+        return _row(run, "error", time.perf_counter() - t0, None, e, device, command, time.process_time() - c0)
     finally:
         torch.set_num_threads(before)
 

@@ -47,10 +47,14 @@ class TrainConfig:
     schedule: str = "cosine"
     seed: int = 0
     progress: bool | None = None  # None: show a bar when stderr is a terminal
+    # early stopping: with patience p > 0, `fit` stops after p epochs in a row without a higher validation
+    # accuracy and restores the weights of the best epoch; `epochs` is then the most it trains (and the length
+    # of the cosine schedule). 0: off. Left out of the repr, so budgets without it keep their cache keys.
+    patience: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
-        if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0:
-            raise ValueError(f"TrainConfig: need epochs >= 0, batch_size >= 1, lr > 0; got {self}")
+        if self.epochs < 0 or self.batch_size < 1 or not self.lr > 0 or self.patience < 0:
+            raise ValueError(f"TrainConfig: need epochs >= 0, batch_size >= 1, lr > 0, patience >= 0; got {self}")
         if self.schedule not in ("cosine", "constant"):
             raise ValueError(f"TrainConfig: schedule must be 'cosine' or 'constant', got {self.schedule!r}")
 
@@ -131,6 +135,10 @@ def fit(
 ) -> History:
     """Train `model` in place on `data.train_*`, return the per-epoch history.
 
+    With `config.patience > 0` the split must have a validation part: training stops once the validation
+    accuracy has not risen for that many epochs, the weights of the best epoch are put back, and the history's
+    last record carries `best_epoch` and `stopped` (the epoch after which it stopped).
+
     `params` restricts the optimiser to some parameters (default: all that require grad). The loss is
     `criterion(logits, targets)` (cross-entropy by default) plus the `loss_terms`; `optimizer` is
     `"adam"` (default) or `"sgd"` (plain SGD, for methods whose update rule is SGD on their own
@@ -150,8 +158,12 @@ def fit(
         opt = torch.optim.SGD(trainable, lr=config.lr, weight_decay=config.weight_decay, momentum=momentum)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: config.lr_factor(i, total))
     show = sys.stderr.isatty() if config.progress is None else config.progress
+    if config.patience and getattr(data, "val_x", None) is None:
+        raise ValueError("fit: TrainConfig.patience needs a split with a validation part "
+                         "(Split.with_validation); this split has none")
     history = History()
     index = 0
+    best_acc, best_epoch, best_state = -1.0, -1, None
     for epoch in tqdm(range(config.epochs), desc="epochs", disable=not show, leave=False):
         model.train()
         t0 = time.perf_counter()
@@ -188,6 +200,14 @@ def fit(
         if evaluate_test:
             record["test_acc"] = evaluate(model, data.test_x, data.test_y, encoder)
         history.epochs.append(record)
+        if config.patience:
+            if record["val_acc"] > best_acc:
+                best_acc, best_epoch = record["val_acc"], epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if epoch - best_epoch >= config.patience or epoch == config.epochs - 1:
+                model.load_state_dict(best_state)
+                record.update(best_epoch=best_epoch, stopped=epoch)
+                break
     return history
 
 

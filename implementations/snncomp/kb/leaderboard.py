@@ -128,8 +128,17 @@ def summarise(rows: list[dict], sections: dict[str, str] | None = None) -> list[
                     "failed": sorted({r["seed"] for r in rs if r.get("status") != "ok"} - {r["seed"] for r in ok}),
                     "errors": sorted({r.get("error") or "" for r in rs if r.get("status") != "ok"
                                       and r["seed"] not in {o["seed"] for o in ok}}),
-                    "stats": {k: _mean_sd([p.get(k) for p in per]) for k in keys}})
+                    "stats": {k: _mean_sd([p.get(k) for p in per]) for k in keys},
+                    "shared_cpu": any(shared_cpu(r) for r in ok)})
     return out
+
+
+def shared_cpu(row: dict) -> bool:
+    """Whether the run got less than 80 % of a CPU per thread (`cpu_seconds` against `seconds` x `threads`):
+    other jobs shared the machine, so its seconds are not an idle machine's. Rows from before `cpu_seconds`
+    was recorded are not marked."""
+    cpu, wall, threads = row.get("cpu_seconds"), row.get("seconds"), row.get("threads") or 1
+    return bool(cpu is not None and wall and cpu < 0.8 * wall * threads)
 
 
 TARGETS = (  # (metric, comparison, bound, what it means)
@@ -191,7 +200,8 @@ def _table(summary: list[dict], chips: list[str]) -> str:
         if s["failed"]:
             seeds += f" (failed: {','.join(map(str, s['failed']))})"
         cells = [s["name"], s["section"], s["baseline"], seeds]
-        cells += [_cell(s["stats"].get(m, (None, None)), d, sc) for _, m, d, sc in COLUMNS]
+        cells += [_cell(s["stats"].get(m, (None, None)), d, sc) + (" ‡" if m == "seconds" and s.get("shared_cpu") else "")
+                  for _, m, d, sc in COLUMNS]
         cells += [_cell(s["stats"].get(f"chip:{c}", (None, None)), 2, 1e-3) for c in chips]
         out.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     out.append("</tbody></table></div>")
@@ -246,6 +256,10 @@ def _environment(rows: list[dict]) -> str:
         lines.append(f"* **dates**: {dates[0]} to {dates[-1]}")
     total = sum(r.get("seconds") or 0 for r in rows)
     lines.append(f"* **run time, summed over runs**: {total / 60:.0f} min ({len(rows)} runs)")
+    shared = sum(shared_cpu(r) for r in rows)
+    lines.append(f"* **‡ train time under load**: {shared} of {len(rows)} runs got less than 80 % of a CPU per thread "
+                 "(other jobs shared the machine; their seconds overstate an idle machine's); "
+                 f"{sum(r.get('cpu_seconds') is None for r in rows)} runs predate this check and are not marked")
     return "\n".join(lines)
 
 
