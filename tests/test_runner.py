@@ -198,7 +198,7 @@ def test_default_output_is_not_committed():
 
 def test_bench_command_runs_resumes_and_reports(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runner, "run_recipe", fake_run)
-    monkeypatch.setattr(runner, "_prepare", lambda runs, threads, show: None)
+    monkeypatch.setattr(runner, "_prepare", lambda runs, threads, show, jobs=1: None)
     out = tmp_path / "board.jsonl"
     argv = ["bench", "--quick", "--only", "magnitude,lsq", "--output", str(out), "--no-progress"]
     assert cli.main(argv) == 0
@@ -261,7 +261,7 @@ def test_baseline_training_says_so_records_its_environment_and_a_load_is_silent(
 
 
 def test_killed_bench_resumes_to_the_rows_of_an_uninterrupted_one(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(runner, "_prepare", lambda runs, threads, show: None)
+    monkeypatch.setattr(runner, "_prepare", lambda runs, threads, show, jobs=1: None)
     monkeypatch.setattr(runner, "run_recipe", fake_run)
     whole, cut = tmp_path / "whole.jsonl", tmp_path / "cut.jsonl"
     common = ["bench", "--quick", "--no-progress", "--output"]

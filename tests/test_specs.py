@@ -228,7 +228,7 @@ def test_bench_spec_fills_the_store_that_the_table_reads(tmp_path, monkeypatch, 
     from snncomp.kb import cli
 
     monkeypatch.setattr(runner, "run_recipe", _fake_run)
-    monkeypatch.setattr(runner, "_prepare", lambda runs, threads, show: None)
+    monkeypatch.setattr(runner, "_prepare", lambda runs, threads, show, jobs=1: None)
     (tmp_path / "benchmarks" / "specs").mkdir(parents=True)
     shutil.copy(specs.SPECS / "quantization.toml", tmp_path / "benchmarks" / "specs")
     out = tmp_path / "benchmarks" / "results" / "board.jsonl"

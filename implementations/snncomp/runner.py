@@ -205,12 +205,11 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _prepare(runs: Sequence[Run], threads: int, show: bool) -> None:
+def _prepare(runs: Sequence[Run], threads: int, show: bool, jobs: int = 1) -> None:
     """Train (or load) every baseline the runs start from, once, before the runs: parallel workers then
     only load them, and no run's seconds include a baseline's training. Trained with `threads` threads,
-    as the workers run, so the cache key (which holds the thread count) is theirs."""
-    import torch
-
+    as the workers run, so the cache key (which holds the thread count) is theirs; with `jobs` > 1, that
+    many baselines train at once in worker processes (the cache's lock files keep two from training one)."""
     from . import baselines
 
     needed: dict[tuple[str, int], None] = {}
@@ -223,13 +222,33 @@ def _prepare(runs: Sequence[Run], threads: int, show: bool) -> None:
             teacher = step.options.get("teacher")
             if isinstance(teacher, str) and teacher in baselines.BASELINES:
                 needed[(teacher, r.seed)] = None
+    if jobs > 1 and len(needed) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                 initargs=(threads,)) as pool:
+            for name, seed in needed:
+                if show:
+                    print(f"baseline {name} seed {seed}", file=sys.stderr, flush=True)
+            list(pool.map(_train_baseline, needed))
+        return
+    for name, seed in needed:
+        if show:
+            print(f"baseline {name} seed {seed}", file=sys.stderr, flush=True)
+        _train_baseline((name, seed), threads)
+
+
+def _train_baseline(name_seed: tuple[str, int], threads: int | None = None) -> None:
+    import torch
+
+    from . import baselines
+
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
     try:
-        for name, seed in needed:
-            if show:
-                print(f"baseline {name} seed {seed}", file=sys.stderr, flush=True)
-            baselines.trained(name, seed)
+        baselines.trained(*name_seed)
     finally:
         torch.set_num_threads(before)
 
@@ -261,7 +280,7 @@ def execute(runs: Iterable[Run], store: Store | str | Path, *, jobs: int = 1, th
     show = sys.stderr.isatty() if progress is None else progress
     fn = run_recipe if run_fn is None else run_fn
     if todo and (prepare if prepare is not None else run_fn is None):
-        _prepare(todo, threads, show)
+        _prepare(todo, threads, show, jobs if executor == "local" else 1)
     with _bar(len(unique), show) as bar:
         bar.update(len(unique) - len(todo))
         if executor == "ray":
