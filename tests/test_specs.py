@@ -31,8 +31,12 @@ def test_translations_keep_the_scripts_runs_and_say_what_is_not_a_recipe():
     assert len(every["pruning"].runs) == 48 and len(every["quantization"].runs) == 19
     assert len(every["distillation"].runs) == 12
     # what is not a chain of registered methods is listed, not dropped
-    assert any("early-exit sweep" in n for n in every["spike_reduction"].not_recipes)
-    assert any("accuracy against T" in n for n in every["events"].not_recipes)
+    assert any("S4NN's test accuracy after every epoch" in n for n in every["spike_reduction"].not_recipes)
+    assert any("generation timing" in n for n in every["events"].not_recipes)
+    # sweeps are runs with measures, shown by sweep tables
+    exit_run = every["spike_reduction"].run("exit-rate16").recipe
+    assert [m["measure"] for m in exit_run.measures] == ["early-exit-sweep", "early-exit-calibrated"]
+    assert every["spike_reduction"].table("exit_table").measure == "early-exit-sweep"
     lottery = every["pruning"].run("lottery-ticket-90-fc256").recipe
     assert lottery.student == {"build": "conv_snn", "hidden": [256]}  # the untrained architecture, as the script
     assert every["distillation"].run("alone").data == "mnist1k"
@@ -264,3 +268,62 @@ def test_site_hook_replaces_table_and_targets_markers(tmp_path, monkeypatch):
     md = sitegen.on_page_markdown("before\n\n<!-- table: x t -->\n\n<!-- targets: x -->\n", None, None, None)
     assert "<!--" not in md and md.startswith("before")
     assert "| `b` | conv-direct4 | 0 | 90.00 |" in md and "| b is small | `b` |" in md
+
+
+def test_sweep_tables_render_a_measure_report_per_entry(tmp_path):
+    """A sweep table shows one line per entry of a measure's rows (mean ± sd over seeds), a scalar measure
+    field is a column of an ordinary table and a target, and a sweep over a run that does not measure it is
+    refused with the line."""
+    import json
+    import shutil
+
+    from snncomp.kb import spec_tables
+
+    text = """
+[[run]]
+name = "as-is"
+baseline = "conv-direct4"
+seeds = [0, 1]
+measure = [{ measure = "early-exit-calibrated" }, { measure = "early-exit-sweep", thresholds = [0.5, 0.9] }]
+steps = [{ method = "train", train = { epochs = 0 } }]
+
+[[table]]
+name = "sweep"
+measure = "early-exit-sweep"
+runs = ["as-is"]
+columns = ["threshold", "average_steps"]
+
+[[table]]
+name = "plain"
+runs = ["as-is"]
+columns = ["accuracy", "m:early-exit-calibrated.average_steps"]
+
+[[target]]
+text = "few steps"
+run = "as-is"
+metric = "m:early-exit-calibrated.average_steps"
+op = "<="
+bound = 2.0
+"""
+    (tmp_path / "benchmarks" / "specs").mkdir(parents=True)
+    (tmp_path / "benchmarks" / "specs" / "demo.toml").write_text(text)
+    spec = specs.load(tmp_path / "benchmarks" / "specs" / "demo.toml")
+    rows = []
+    for run in specs.runs(spec):
+        sweep = {"rows": [{"threshold": th, "average_steps": 2.0 + run.seed + th} for th in (0.5, 0.9)]}
+        rows.append({"key": run.key, "recipe": run.recipe.name, "seed": run.seed, "status": "ok", "steps": [
+            {"accuracy": 0.9}, {"accuracy": 0.9, "measures": {"early-exit-sweep": sweep,
+                                                              "early-exit-calibrated": {"average_steps": 1.0 + run.seed}}}]})
+    store = tmp_path / leaderboard.STORE
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sweep = spec_tables.spec_table(tmp_path, "demo", "sweep")
+    assert "| `as-is` | 1 | 0,1 | 0.5000 | 3.00 ± 0.71 |" in sweep
+    assert "| `as-is` | 2 | 0,1 | 0.9000 | 3.40 ± 0.71 |" in sweep
+    plain = spec_tables.spec_table(tmp_path, "demo", "plain")
+    assert "1.50 ± 0.71" in plain and "early-exit-calibrated: average_steps" in plain
+    assert "| met |" in spec_tables.spec_targets(tmp_path, "demo")
+    bad = text.replace('measure = "early-exit-sweep"\nruns', 'measure = "most-spikes"\nruns')
+    with pytest.raises(specs.SpecError, match=r"demo.toml:\d+: run 'as-is' does not measure 'most-spikes'"):
+        specs.loads(bad, source="demo.toml")
+    shutil.rmtree(tmp_path / "benchmarks")

@@ -22,7 +22,7 @@ from .train import TrainConfig
 __all__ = ["RecipeError", "Recipe", "from_dict", "to_dict", "build_student", "STUDENT_BUILDERS", "TOP_LEVEL",
            "STEP_KEYS", "BUDGETS", "TRAIN"]
 
-TOP_LEVEL = ("name", "description", "baseline", "data", "student", "step")
+TOP_LEVEL = ("name", "description", "baseline", "data", "student", "step", "measure")
 STEP_KEYS = ("method", "label", "freeze")  # keys of a [[step]] table that are not options of the method
 TRAIN = "train"  # the built-in plain-training step of `snncomp.chain`
 STUDENT_BUILDERS: dict[str, Callable[..., nn.Module]] = {
@@ -88,6 +88,9 @@ class Recipe:
     baseline: str | None = None
     data: str | None = None
     student: dict | None = None  # {"build": "conv_snn", **kwargs}: start from a fresh model of this shape
+    # registered measures of the final model, each {"measure": name, **options}; their reports go beside the
+    # last step's measurement (`recipes.apply`), e.g. an early-exit sweep over thresholds or per-layer sparsity
+    measures: tuple[dict, ...] = ()
     source: str | None = field(default=None, compare=False)
     lines: tuple[int, ...] = field(default=(), compare=False)  # line of each step's [[step]] header
 
@@ -98,6 +101,7 @@ class Recipe:
         object.__setattr__(self, "lines", tuple(self.lines))
         if self.student is not None:
             object.__setattr__(self, "student", _plain(dict(self.student), "student"))
+        object.__setattr__(self, "measures", tuple(_plain(dict(m), "measure") for m in self.measures))
 
     def where(self, index: int | None = None) -> str:
         """`<file>:<line>` of step `index` (0-based), or of the file when `index` is None."""
@@ -128,6 +132,8 @@ def to_dict(recipe: Recipe) -> dict:
             t.update(_plain(s.options, s.method))
         steps.append(t)
     d["step"] = steps
+    if recipe.measures:
+        d["measure"] = [dict(m) for m in recipe.measures]
     return d
 
 
@@ -154,8 +160,14 @@ def from_dict(d: Mapping, *, source: str | None = None, lines: Sequence[int] = (
         if not isinstance(s, Mapping):
             raise RecipeError(f"{src}:{line}: step {i + 1}: a step must be a table, got {s!r}")
         steps.append(_step(s, f"{src}:{line}: step {i + 1}"))
+    measures = d.get("measure", [])
+    if not isinstance(measures, list) or not all(isinstance(m, Mapping) and isinstance(m.get("measure"), str)
+                                                 for m in measures):
+        raise RecipeError(f"{src}:1: 'measure' must be a list of tables such as "
+                          "{ measure = \"sparsity-report\" } (a registered measure and its options)")
     return Recipe(name=name, steps=tuple(steps), description=d.get("description", ""), baseline=d.get("baseline"),
-                  data=d.get("data"), student=d.get("student"), source=source, lines=tuple(lines))
+                  data=d.get("data"), student=d.get("student"), measures=tuple(measures), source=source,
+                  lines=tuple(lines))
 
 
 

@@ -203,6 +203,7 @@ def validate(recipe: Recipe, *, encoder: Encoder | None = None, model: nn.Module
                 raise RecipeError(f"{head}: missing option {missing[0]!r} (it has no default)")
         if s.freeze is not None and not isinstance(s.freeze, tuple):
             raise RecipeError(f"{where('freeze')}: 'freeze' must be a list of names")
+    _check_measures(recipe)
     if encoder is None and recipe.baseline is not None:
         encoder = baselines.BASELINES[recipe.baseline].encoder
     _check_time_steps(recipe, getattr(encoder, "T", None))
@@ -215,6 +216,36 @@ def validate(recipe: Recipe, *, encoder: Encoder | None = None, model: nn.Module
             msg += (f"cannot follow step {exc.earlier + 1} {recipe.steps[exc.earlier].method!r}"
                     f" ({recipe.where(exc.earlier)}): ")
         raise RecipeError(msg + exc.reason) from None
+
+
+MEASURE_INPUTS = ("model", "encoder", "data", "seed")  # what `measure_inputs` fills in; never recipe options
+
+
+def measure_options(name: str) -> dict[str, inspect.Parameter]:
+    """The options a recipe may give the registered measure `name`: its parameters but the inputs."""
+    return {n: p for n, p in inspect.signature(registry.get(name).fn).parameters.items()
+            if n not in MEASURE_INPUTS and p.kind is not inspect.Parameter.VAR_KEYWORD}
+
+
+def _check_measures(recipe: Recipe) -> None:
+    src = recipe.source or "<recipe>"
+    names = sorted(m.name for m in registry.methods() if m.kind == "measure")
+    seen = set()
+    for i, m in enumerate(recipe.measures):
+        name = m["measure"]
+        where = f"{src}: measure {i + 1} {name!r}"
+        if name not in names:
+            raise RecipeError(f"{where}: unknown measure{_closest(name, names)} (measures: {', '.join(names)})")
+        if name in seen:
+            raise RecipeError(f"{where}: measured twice; its report is stored under its name")
+        seen.add(name)
+        params = measure_options(name)
+        for opt in m:
+            if opt != "measure" and opt not in params:
+                raise RecipeError(f"{where}: unknown option {opt!r}{_closest(opt, list(params))}")
+        missing = [n for n, p in params.items() if p.default is inspect.Parameter.empty and n not in m]
+        if missing:
+            raise RecipeError(f"{where}: missing option {missing[0]!r} (it has no default)")
 
 
 def _check_time_steps(recipe: Recipe, T: int | None) -> None:

@@ -138,6 +138,10 @@ def dumps(recipe: Recipe) -> str:
         for k, v in s.items():
             where = f"step {i + 1} {s['method']!r}: {k}"
             lines.append(f"{_toml_key(k)} = {_toml_value(v, where)}")
+    for i, m in enumerate(d.get("measure", [])):
+        lines += ["", "[[measure]]"]
+        for k, v in m.items():
+            lines.append(f"{_toml_key(k)} = {_toml_value(v, f'measure {i + 1}: {k}')}")
     return "\n".join(lines) + "\n"
 
 

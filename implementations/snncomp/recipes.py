@@ -62,7 +62,7 @@ from .recipe_checks import options_of, validate
 from .recipe_toml import builtin, dumps, load, loads
 
 __all__ = ["RecipeError", "Recipe", "Applied", "load", "loads", "dumps", "from_dict", "to_dict", "validate",
-           "apply", "builtin", "build_student", "STUDENT_BUILDERS", "TOP_LEVEL", "STEP_KEYS", "BUDGETS"]
+           "apply", "run_measures", "builtin", "build_student", "STUDENT_BUILDERS", "TOP_LEVEL", "STEP_KEYS", "BUDGETS"]
 
 
 @dataclass
@@ -73,6 +73,24 @@ class Applied:
 
     compressed: Compressed
     reports: list[dict] = field(default_factory=list)
+    measures: dict[str, dict] = field(default_factory=dict)  # the recipe's measures of the final model, by name
+
+
+def run_measures(recipe: Recipe, model: nn.Module, encoder: Encoder, split: Split, seed: int = 0) -> dict[str, dict]:
+    """Each of `recipe.measures` on `model`: the registered measure called with the inputs it names among
+    `model`, `encoder`, `data` (the split) and `seed`, and the recipe's options; `{name: report}`."""
+    import inspect
+
+    from . import registry
+
+    out = {}
+    for m in recipe.measures:
+        fn = registry.get(m["measure"]).fn
+        inputs = {"model": model, "encoder": encoder, "data": split, "seed": seed}
+        params = inspect.signature(fn).parameters
+        out[m["measure"]] = fn(**{k: v for k, v in inputs.items() if k in params},
+                               **{k: v for k, v in m.items() if k != "measure"})
+    return out
 
 
 def _seeded(recipe: Recipe, seed: int) -> tuple[chain.Step, ...]:
@@ -131,4 +149,5 @@ def apply(recipe: Recipe, model: nn.Module, split: Split, encoder: Encoder, *, s
         torch.manual_seed(seed)
         compressed = chain.run(_seeded(recipe, seed), start, split, encoder, teachers=teachers,
                                after_step=after_step, progress=progress, seed=seed)
-    return Applied(compressed, reports)
+    measures = run_measures(recipe, compressed.model, compressed.encoder, split, seed)
+    return Applied(compressed, reports, measures)

@@ -135,6 +135,8 @@ def run_recipe(run: Run, device: str = "cpu") -> dict:
         model, split = model.to(device), _to(split, device)
     applied = recipes.apply(run.recipe, model, split, encoder, seed=run.seed, measure=True, progress=False)
     steps = [dict(r) for r in applied.reports]
+    if applied.measures:  # the recipe's measures of the final model, beside its last measurement
+        steps[-1]["measures"] = applied.measures
     ann = baselines.BASELINES[run.baseline].ann
     if ann and baselines.BASELINES[ann].dataset == run.data:
         ann_model, ann_encoder = baselines.trained(ann, run.seed)

@@ -63,8 +63,8 @@ METRICS = ("accuracy", "drop", "sparsity", "bits", "state_bits", "T", "spikes", 
            "fewer_synops", "dense_synops", "params", "e45", "e45_fp32", "memory", "footprint_kb", "smaller",
            "vs_ann_dense", "vs_ann_skip", "vs_ann_memory_w", "vs_ann_memory", "seconds")
 REFERENCE_METRICS = ("gain", "spikes_vs_reference")  # only with a table's or target's `reference` run
-_RUN_KEYS = ("name", "baseline", "data", "seeds", "student", "steps", "recipe", "description")
-_TABLE_KEYS = ("name", "runs", "columns", "caption", "reference")
+_RUN_KEYS = ("name", "baseline", "data", "seeds", "student", "steps", "recipe", "description", "measure")
+_TABLE_KEYS = ("name", "runs", "columns", "caption", "reference", "measure", "rows")
 _TARGET_KEYS = ("text", "run", "runs", "metric", "op", "bound", "reference")
 _HEADER = re.compile(r"^\s*\[\[\s*(run|table|target)\s*\]\]")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
@@ -89,12 +89,18 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class Table:
+    """A table of runs (one row per run, columns from `METRICS`), or with `measure` a *sweep* table: one row
+    per entry of the list or mapping `rows` of that measure's report in each run (an early-exit sweep over
+    thresholds, per-layer sparsity), the columns being fields of those entries."""
+
     name: str
     runs: tuple[str, ...]
     columns: tuple[str, ...]
     caption: str = ""
     reference: str | None = None
     line: int = 1
+    measure: str | None = None
+    rows: str = "rows"
 
 
 @dataclass(frozen=True)
@@ -232,10 +238,17 @@ def loads(text: str, source: str = "<spec>", section: str | None = None, *, chec
         cols = t.get("columns")
         if not isinstance(cols, list) or not cols:
             raise SpecError(f"{at('table', i, 'columns')}: a table needs 'columns', a list of metric names")
-        for c in cols:
-            _check_metric(c, ref, at("table", i, "columns"))
+        measure = t.get("measure")
+        if measure is not None:
+            _check_measure(measure, out_runs, [x.partition("@")[0] for x in t["runs"] if isinstance(x, str)],
+                           at("table", i, "measure"))
+            if not all(isinstance(c, str) for c in cols):
+                raise SpecError(f"{at('table', i, 'columns')}: a sweep table's columns are field names (strings)")
+        else:
+            for c in cols:
+                _check_metric(c, ref, at("table", i, "columns"))
         tables.append(Table(t["name"], tuple(run_ref(x, at("table", i, "runs")) for x in t["runs"]), tuple(cols),
-                            str(t.get("caption", "")), ref, blocks["table"][i][0]))
+                            str(t.get("caption", "")), ref, blocks["table"][i][0], measure, str(t.get("rows", "rows"))))
     targets: list[Target] = []
     for i, t in enumerate(d.get("target", [])):
         known_keys("target", i, t, _TARGET_KEYS)
@@ -259,8 +272,20 @@ def loads(text: str, source: str = "<spec>", section: str | None = None, *, chec
     return Spec(section, tuple(out_runs), tuple(tables), tuple(targets), tuple(notes), source)
 
 
+def _check_measure(measure, runs: Sequence[RunSpec], names: Sequence[str], where: str) -> None:
+    """A sweep table's `measure` must be measured by every run it shows."""
+    if not isinstance(measure, str):
+        raise SpecError(f"{where}: 'measure' must be a measure name, got {measure!r}")
+    for r in runs:
+        if r.name in names and measure not in [m["measure"] for m in r.recipe.measures]:
+            raise SpecError(f"{where}: run {r.name!r} does not measure {measure!r}; add "
+                            f"measure = [{{ measure = \"{measure}\" }}] to it")
+
+
 def _check_metric(c, reference, where: str) -> None:
     if isinstance(c, str) and c.startswith("chip:") and len(c) > 5:
+        return
+    if isinstance(c, str) and c.startswith("m:") and "." in c:  # a scalar field of a measure's report
         return
     if c in REFERENCE_METRICS:
         if reference is None:
@@ -287,6 +312,8 @@ def _run(r: Mapping, name: str, section: str, source: str, at, i: int, step_line
             base = recipes.load(path)
             if "student" in r:
                 base = dataclasses.replace(base, student=dict(r["student"]))
+            if "measure" in r:
+                base = dataclasses.replace(base, measures=tuple(r["measure"]))
             recipe = dataclasses.replace(base, name=full)
         else:
             steps = r["steps"]
@@ -295,7 +322,7 @@ def _run(r: Mapping, name: str, section: str, source: str, at, i: int, step_line
                                 "such as { method = \"magnitude\", sparsity = 0.9 }")
             lines = step_lines if len(step_lines) == len(steps) else [keys.get("steps", 1)] * len(steps)
             d = {"name": full, "step": steps}
-            for key in ("description", "student"):
+            for key in ("description", "student", "measure"):
                 if key in r:
                     d[key] = r[key]
             recipe = recipes.from_dict(d, source=source, lines=lines)

@@ -105,6 +105,10 @@ def _metrics(row: dict) -> dict[str, float | None]:
     for chip, pj in e.items():
         if not chip.startswith(("45nm", "memory")):
             out[f"chip:{chip}"] = pj
+    for name, report in (last.get("measures") or {}).items():  # a recipe's measures: their scalar fields
+        for field, value in (report or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[f"m:{name}.{field}"] = value
     return out
 
 

@@ -35,6 +35,8 @@ HEADERS = {  # column -> (header, digits, scale)
 def _header(column: str) -> tuple[str, int, float]:
     if column.startswith("chip:"):
         return f"{column[5:]} (nJ)", 2, 1e-3
+    if column.startswith("m:"):
+        return column[2:].replace(".", ": ", 1), 2, 1.0
     return HEADERS.get(column, (column, 2, 1.0))
 
 
@@ -83,10 +85,49 @@ def _footer(spec: specs_mod.Spec) -> str:
             "mean ± standard deviation over the seeds listed.*")
 
 
+def _entries(row: dict, measure: str, rows: str) -> list[tuple[str, dict]]:
+    """The entries of `rows` (a list or a mapping) in the report of `measure` in a store row, labelled."""
+    step = (row.get("steps") or [{}])[-1]
+    got = ((step.get("measures") or {}).get(measure) or {}).get(rows)
+    if isinstance(got, dict):
+        return [(str(k), v) for k, v in got.items()]
+    return [(str(i + 1), v) for i, v in enumerate(got or [])]
+
+
+def sweep_table(base: Path, spec: specs_mod.Spec, t: specs_mod.Table) -> str:
+    """A sweep table: for each run, one line per entry of its measure's `rows`; numeric fields as mean ± sd
+    over the seeds, other fields as their value (joined when the seeds differ)."""
+    rows = _rows(base, spec)
+    lines = [t.caption, ""] if t.caption else []
+    lines += ["| run | entry | seeds | " + " | ".join(t.columns) + " |", "|---|---|---|" + "---|" * len(t.columns)]
+    for ref in t.runs:
+        name = ref.partition("@")[0]
+        ok = {seed: r for seed, r in rows.get(name, {}).items() if r.get("status") == "ok"}
+        if not ok:
+            lines.append(f"| `{ref}` | | not run yet | " + " | ".join("" for _ in t.columns) + " |")
+            continue
+        per_seed = {seed: dict(_entries(r, t.measure, t.rows)) for seed, r in sorted(ok.items())}
+        labels = list(dict.fromkeys(k for entries in per_seed.values() for k in entries))
+        for label in labels:
+            got = [e[label] for e in per_seed.values() if label in e]
+            cells = []
+            for c in t.columns:
+                values = [g.get(c) for g in got]
+                if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                    cells.append(leaderboard._cell(leaderboard._mean_sd(values), 4 if max(map(abs, values)) < 1 else 2))
+                else:
+                    cells.append(", ".join(dict.fromkeys(str(v) for v in values if v is not None)))
+            seeds = ",".join(str(s) for s, e in per_seed.items() if label in e)
+            lines.append(f"| `{ref}` | {label} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + ["", _footer(spec), ""])
+
+
 def spec_table(base: Path, section: str, table: str) -> str:
     """The Markdown table `table` of spec `section`, from the store under `base`."""
     spec = _spec(base, section)
     t = spec.table(table)
+    if t.measure is not None:
+        return sweep_table(base, spec, t)
     rows = _rows(base, spec)
     heads = [_header(c) for c in t.columns]
     lines = [t.caption, ""] if t.caption else []

@@ -306,3 +306,37 @@ def confidence_early_exit(model: nn.Module, data: Split, encoder: Encoder, *, th
     alpha = check_threshold(threshold, "confidence-early-exit")
     report = early_exit_report(net, data.test_x, data.test_y, encoder, alpha)
     return Compressed(EarlyExit(net, alpha), encoder, history, {"threshold": alpha, "report": report, **info})
+
+
+# --------------------------------------------------------------------------------------------- measures
+# SEENN-I's exit measured on a model as it is, for the runner's spec tables (no training, no copy).
+
+SWEEP_THRESHOLDS = (0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.99, 0.999, 0.9999)
+
+
+def _exit_row(r: ExitReport) -> dict:
+    row = {k: v for k, v in r.__dict__.items() if k != "steps_histogram"}
+    row["drop"] = 100 * (r.accuracy_full - r.accuracy)  # accuracy points lost to the exit
+    row["synops_vs_full"] = 100 * r.synops_per_sample / r.synops_full if r.synops_full else None  # % of full T
+    return row
+
+
+@register("early-exit-sweep", kind="measure", taxonomy="spike-reduction/dynamic-inference", keys=("li2023seenn",))
+def early_exit_sweep(model: nn.Module, encoder: Encoder, data: Split,
+                     thresholds: Sequence[float] = SWEEP_THRESHOLDS) -> dict:
+    """SEENN-I early exit of `model` on the test images at each of `thresholds` (no training):
+    `{"rows": [...]}`, one row per threshold with the fields of `ExitReport`, `drop` (points lost against
+    full $T$) and `synops_vs_full` (% of the full-$T$ synaptic operations)."""
+    reports = early_exit_reports(model, data.test_x, data.test_y, encoder, list(thresholds))
+    return {"rows": [_exit_row(r) for r in reports]}
+
+
+@register("early-exit-calibrated", kind="measure", taxonomy="spike-reduction/dynamic-inference", keys=("li2023seenn",))
+def early_exit_calibrated(model: nn.Module, encoder: Encoder, data: Split,
+                          thresholds: Sequence[float] = SWEEP_THRESHOLDS, max_drop: float = 0.5) -> dict:
+    """SEENN-I early exit with its threshold chosen on the validation images (`calibrate_threshold`: the
+    fewest average steps losing at most `max_drop` points there), then judged once on the test images: the
+    chosen `threshold` and the test row's fields (as `early-exit-sweep`)."""
+    chosen = calibrate_threshold(model, data, encoder, list(thresholds), max_drop).threshold
+    (report,) = early_exit_reports(model, data.test_x, data.test_y, encoder, [chosen])
+    return _exit_row(report)

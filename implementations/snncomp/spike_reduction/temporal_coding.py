@@ -144,6 +144,21 @@ def max_spikes_per_neuron(model: nn.Module, inputs: Tensor) -> int:
     return max(seen)
 
 
+@register("most-spikes", kind="measure", taxonomy="spike-reduction/temporal-coding", keys=("kheradpisheh2020temporal",))
+def most_spikes(model: nn.Module, encoder: Encoder, data: Split, batch_size: int = 250) -> dict:
+    """`{"max_spikes_per_neuron": n}`: the most spikes any neuron emits for any test image (encoded in
+    batches with codes drawn from seed 1234, as the evaluation draws them); 1 for a time-to-first-spike code."""
+    gen = torch.Generator().manual_seed(1234)
+    x = data.test_x
+    was = model.training
+    model.eval()
+    try:
+        worst = max(max_spikes_per_neuron(model, encoder(x[i:i + batch_size], gen)) for i in range(0, len(x), batch_size))
+    finally:
+        model.train(was)
+    return {"max_spikes_per_neuron": worst}
+
+
 # --------------------------------------------------------------------------------------------- S4NN
 # S4NN [@kheradpisheh2020temporal]: non-leaky integrate-and-fire neurons that fire at most once, on
 # latency-coded input, trained on the output spike *times* with an approximate temporal backpropagation.
