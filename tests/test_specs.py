@@ -327,3 +327,59 @@ bound = 2.0
     with pytest.raises(specs.SpecError, match=r"demo.toml:\d+: run 'as-is' does not measure 'most-spikes'"):
         specs.loads(bad, source="demo.toml")
     shutil.rmtree(tmp_path / "benchmarks")
+
+
+def test_views_compute_energy_assumptions_and_rankings_from_the_rows(tmp_path):
+    """The `energy-assumptions` view prices the SNN's and the ANN's stored counts with `energy.compare`
+    (so it agrees with calling it directly); the `ranking` view orders runs per column and says where an
+    order differs from the first column's."""
+    import json
+    from types import SimpleNamespace
+
+    from snncomp import energy
+
+    text = """
+[[run]]
+name = "snn"
+baseline = "conv-direct4"
+seeds = [0]
+steps = [{ method = "train", train = { epochs = 0 } }]
+
+[[run]]
+name = "ann"
+baseline = "conv-ann"
+seeds = [0]
+steps = [{ method = "train", train = { epochs = 0 } }]
+
+[[table]]
+name = "assumptions"
+view = "energy-assumptions"
+runs = ["snn", "ann"]
+
+[[table]]
+name = "rank"
+view = "ranking"
+runs = ["snn", "ann"]
+columns = ["synops", "spikes"]
+"""
+    folder = tmp_path / "benchmarks" / "specs"
+    folder.mkdir(parents=True)
+    (folder / "demo.toml").write_text(text)
+    spec = specs.load(folder / "demo.toml")
+    counts = {"snn": {"effective_macs": 100.0, "effective_acs": 1000.0, "neuron_updates": 50.0, "dense_synops": 5000.0,
+                      "synops": 1100.0, "spikes_per_sample": 9.0, "accuracy": 0.9},
+              "ann": {"effective_macs": 800.0, "effective_acs": 0.0, "neuron_updates": 0.0, "dense_synops": 1000.0,
+                      "synops": 800.0, "spikes_per_sample": 20.0, "accuracy": 0.9}}
+    rows = [{"key": run.key, "recipe": run.recipe.name, "seed": 0, "status": "ok",
+             "steps": [counts[run.recipe.name.split("/")[1]]] * 2} for run in specs.runs(spec)]
+    store = tmp_path / leaderboard.STORE
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = spec_tables.spec_table(tmp_path, "demo", "assumptions")
+    want = energy.compare(SimpleNamespace(**counts["snn"]), SimpleNamespace(**counts["ann"]), "int8").ratio("mac", "zero_skipping")
+    assert f"| int8 | mac | zero_skipping | {want:.3f} |" in got
+    ranked = spec_tables.spec_table(tmp_path, "demo", "rank")
+    assert "| `snn` | 2 | 1 |" in ranked and "| `ann` | 1 | 2 |" in ranked
+    assert "Order differs from synaptic ops / sample under: spikes / sample" in ranked
+    with pytest.raises(specs.SpecError, match="unknown view 'rankings'"):
+        specs.loads(text.replace('view = "ranking"', 'view = "rankings"'), source="demo.toml")

@@ -51,7 +51,7 @@ from pathlib import Path
 from .recipe import _closest
 
 __all__ = ["SpecError", "RunSpec", "Table", "Target", "Spec", "load", "loads", "runs", "all_specs", "command", "spec_board",
-           "METRICS", "REFERENCE_METRICS", "SPECS", "DEFAULT_SEEDS"]
+           "METRICS", "REFERENCE_METRICS", "SPECS", "DEFAULT_SEEDS", "VIEWS"]
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "benchmarks" / "specs"
@@ -64,7 +64,8 @@ METRICS = ("accuracy", "drop", "sparsity", "bits", "state_bits", "T", "spikes", 
            "vs_ann_dense", "vs_ann_skip", "vs_ann_memory_w", "vs_ann_memory", "seconds")
 REFERENCE_METRICS = ("gain", "spikes_vs_reference")  # only with a table's or target's `reference` run
 _RUN_KEYS = ("name", "baseline", "data", "seeds", "student", "steps", "recipe", "description", "measure")
-_TABLE_KEYS = ("name", "runs", "columns", "caption", "reference", "measure", "rows")
+_TABLE_KEYS = ("name", "runs", "columns", "caption", "reference", "measure", "rows", "view")
+VIEWS = ("energy-assumptions", "ranking")  # tables computed from the rows of fixed runs (see `snncomp.kb.spec_tables`)
 _TARGET_KEYS = ("text", "run", "runs", "metric", "op", "bound", "reference")
 _HEADER = re.compile(r"^\s*\[\[\s*(run|table|target)\s*\]\]")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_-]+)\s*=")
@@ -101,6 +102,7 @@ class Table:
     line: int = 1
     measure: str | None = None
     rows: str = "rows"
+    view: str | None = None  # one of VIEWS: a table computed from its runs' rows in a fixed way
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,10 @@ def loads(text: str, source: str = "<spec>", section: str | None = None, *, chec
         ref = t.get("reference")
         if ref is not None:
             run_ref(ref, at("table", i, "reference"))
-        cols = t.get("columns")
+        view = t.get("view")
+        if view is not None and view not in VIEWS:
+            raise SpecError(f"{at('table', i, 'view')}: unknown view {view!r}; views: {', '.join(VIEWS)}")
+        cols = t.get("columns", ["view"] if view else None)
         if not isinstance(cols, list) or not cols:
             raise SpecError(f"{at('table', i, 'columns')}: a table needs 'columns', a list of metric names")
         measure = t.get("measure")
@@ -244,11 +249,14 @@ def loads(text: str, source: str = "<spec>", section: str | None = None, *, chec
                            at("table", i, "measure"))
             if not all(isinstance(c, str) for c in cols):
                 raise SpecError(f"{at('table', i, 'columns')}: a sweep table's columns are field names (strings)")
-        else:
+        elif view is None or view == "ranking":
             for c in cols:
                 _check_metric(c, ref, at("table", i, "columns"))
+        elif len(t["runs"]) != 2:
+            raise SpecError(f"{at('table', i, 'runs')}: the {view!r} view takes two runs: the SNN's and its ANN's")
         tables.append(Table(t["name"], tuple(run_ref(x, at("table", i, "runs")) for x in t["runs"]), tuple(cols),
-                            str(t.get("caption", "")), ref, blocks["table"][i][0], measure, str(t.get("rows", "rows"))))
+                            str(t.get("caption", "")), ref, blocks["table"][i][0], measure, str(t.get("rows", "rows")),
+                            view))
     targets: list[Target] = []
     for i, t in enumerate(d.get("target", [])):
         known_keys("target", i, t, _TARGET_KEYS)

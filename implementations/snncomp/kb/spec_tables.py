@@ -122,10 +122,71 @@ def sweep_table(base: Path, spec: specs_mod.Spec, t: specs_mod.Table) -> str:
     return "\n".join(lines + ["", _footer(spec), ""])
 
 
+def energy_assumptions(base: Path, spec: specs_mod.Spec, t: specs_mod.Table) -> str:
+    """The SNN run against the ANN run (`t.runs`, seed by seed) under every pair of assumptions of
+    `snncomp.energy.compare`: the SNN's neuron updates not priced, priced as ACs or as MACs; the ANN dense
+    or zero-skipping; FP32 and INT8 at 45 nm. Each cell is $E_{SNN}/E_{ANN}$ (below 1: the SNN is cheaper),
+    mean and range over the seeds, from the counts the store holds."""
+    from types import SimpleNamespace
+
+    from snncomp import energy
+
+    rows = _rows(base, spec)
+    snn_name, ann_name = (r.partition("@")[0] for r in t.runs)
+    pairs = []
+    for seed, srow in sorted(rows.get(snn_name, {}).items()):
+        arow = rows.get(ann_name, {}).get(seed)
+        if srow.get("status") == "ok" and arow is not None and arow.get("status") == "ok":
+            pairs.append(tuple(SimpleNamespace(**{k: (r["steps"][-1].get(k) or 0.0) for k in
+                                                  ("effective_macs", "effective_acs", "neuron_updates", "dense_synops")})
+                               for r in (srow, arow)))
+    lines = [t.caption, ""] if t.caption else []
+    lines += ["| regime | SNN neuron updates | ANN accounting | E_SNN / E_ANN (mean) | range over seeds |",
+              "|---|---|---|---|---|"]
+    if not pairs:
+        lines.append("| not run yet | | | | |")
+    for regime in ("fp32", "int8"):
+        comps = [energy.compare(s, a, regime) for s, a in pairs]
+        for key in (comps[0].ratios() if comps else ()):
+            vals = [c.ratios()[key] for c in comps]
+            lines.append(f"| {regime} | {key[0]} | {key[1]} | {sum(vals) / len(vals):.3f} | "
+                         f"{min(vals):.3f} to {max(vals):.3f} |")
+    seeds = sorted(seed for seed, r in rows.get(snn_name, {}).items() if r.get("status") == "ok")
+    return "\n".join(lines + ["", f"*Seeds {', '.join(map(str, seeds)) or 'none'}; from `benchmarks/specs/{spec.section}.toml`,"
+                               f" filled by `{specs_mod.command(spec.section)}`.*", ""])
+
+
+def ranking(base: Path, spec: specs_mod.Spec, t: specs_mod.Table) -> str:
+    """The runs ranked under each column (1: the smallest mean over seeds, e.g. the cheapest), and whether
+    each column's order differs from the first column's."""
+    rows = _rows(base, spec)
+    means = {ref: {c: _stat(_per_seed(ref, rows, None), c)[0] for c in t.columns} for ref in t.runs}
+    lines = [t.caption, ""] if t.caption else []
+    lines += ["| run | " + " | ".join(_header(c)[0].replace(" (nJ)", "") for c in t.columns) + " |",
+              "|---|" + "---|" * len(t.columns)]
+    order = {}
+    for c in t.columns:
+        have = sorted((m[c], ref) for ref, m in means.items() if m[c] is not None)
+        order[c] = [ref for _, ref in have]
+    for ref in t.runs:
+        cells = [str(order[c].index(ref) + 1) if ref in order[c] else "not run yet" for c in t.columns]
+        lines.append(f"| `{ref}` | " + " | ".join(cells) + " |")
+    first = order[t.columns[0]]
+    differ = [_header(c)[0].replace(" (nJ)", "") for c in t.columns[1:] if order[c] != first and len(order[c]) == len(first)]
+    lines += ["", f"*Order differs from {_header(t.columns[0])[0].replace(' (nJ)', '')} under: {', '.join(differ) or 'none'}. "
+                  f"Ranked on the means over seeds; from `benchmarks/specs/{spec.section}.toml`, filled by "
+                  f"`{specs_mod.command(spec.section)}`.*", ""]
+    return "\n".join(lines)
+
+
 def spec_table(base: Path, section: str, table: str) -> str:
     """The Markdown table `table` of spec `section`, from the store under `base`."""
     spec = _spec(base, section)
     t = spec.table(table)
+    if t.view == "ranking":
+        return ranking(base, spec, t)
+    if t.view == "energy-assumptions":
+        return energy_assumptions(base, spec, t)
     if t.measure is not None:
         return sweep_table(base, spec, t)
     rows = _rows(base, spec)
