@@ -20,7 +20,7 @@ from snncomp import specs as specs_mod
 
 from . import leaderboard
 
-__all__ = ["spec_table", "spec_targets", "HEADERS"]
+__all__ = ["spec_table", "spec_targets", "means", "HEADERS"]
 
 HEADERS = {  # column -> (header, digits, scale)
     **{m: (h, d, sc) for h, m, d, sc in leaderboard.COLUMNS},
@@ -204,6 +204,20 @@ def spec_table(base: Path, section: str, table: str) -> str:
         cells = [leaderboard._cell(_stat(per, c), d, sc) for c, (_, d, sc) in zip(t.columns, heads)]
         lines.append(f"| `{ref}` | {spec.run(name).baseline} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines + ["", _footer(spec), ""])
+
+
+def means(base: Path, section: str, table: str) -> list[dict]:
+    """The numbers of one table of spec `section` as data, for notebooks and plots: one dict per run of the
+    table with `run`, `seeds` (those with a successful row) and, for each column, the mean over those seeds
+    (None when not run)."""
+    spec = _spec(base, section)
+    t = spec.table(table)
+    rows = _rows(base, spec)
+    out = []
+    for ref in t.runs:
+        per = _per_seed(ref, rows, t.reference)
+        out.append({"run": ref, "seeds": sorted(per), **{c: _stat(per, c)[0] for c in t.columns}})
+    return out
 
 
 def judge(spec: specs_mod.Spec, rows: dict[str, dict[int, dict]]) -> list[dict]:
