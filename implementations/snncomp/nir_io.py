@@ -1,0 +1,583 @@
+r"""NIR in and out: our one place for the Neuromorphic Intermediate Representation [@pedersen2024neuromorphic].
+
+NIR is a graph of computational primitives (affine maps, convolutions, pooling, neuron models) that
+snnTorch, SpikingJelly, Norse and several neuromorphic chips read and write. `export(model, encoder)`
+turns a `ConvNet` or `MLP` of `snncomp.models` (trained, pruned, quantized: any model a recipe hands back)
+into a `nir.NIRGraph`; `load(graph_or_path)` turns a NIR graph into one of those two models, with our
+neuron classes running on whole time-major sequences `[T, B, ...]`, and the encoder the graph names.
+
+## Discretisation
+
+NIR writes its neurons in continuous time and has no field for the time step. Its LIF is
+$\tau \dot v = (v_{leak} - v) + R\,I$ with a spike when $v > v_{threshold}$ and then $v \leftarrow v_{reset}$;
+its IF is $\dot v = R\,I$ with the same spike and reset. We integrate both with forward Euler over one
+step of length `dt` (the convention of snnTorch's and SpikingJelly's NIR code), which gives, per step,
+
+$$H[t] = \beta V[t-1] + g\,X[t] + (1 - \beta)\,v_{leak}, \qquad \beta = 1 - \frac{dt}{\tau}, \qquad
+  g = \frac{R\,dt}{\tau} \;\;\text{(LIF)}, \qquad \beta = 1,\; g = R\,dt \;\;\text{(IF)}.$$
+
+Our LIF is $H[t] = \beta V[t-1] + X[t]$ with $\beta = 1 - 1/\tau_{steps}$, so `export` writes
+$\tau = \tau_{steps}\,dt$, $R = \tau_{steps}$ (so $g = 1$) and $v_{leak} = 0$; our IF gets $R = 1/dt$.
+`load` reads any $\tau$ and $R$: a gain $g \ne 1$ is moved onto the threshold (the neuron that integrates
+$g X$ against $\theta$ fires where the one integrating $X$ fires against $\theta / g$, and its reset value
+scales the same way), a LIF with $v_{leak} = v_{reset}$ and $g = 1/\tau_{steps}$ or $g = 1$ becomes our
+`PLIF` (SpikingJelly's LIF with and without `decay_input`), and anything else is refused with the node
+and field named.
+
+Within one step we charge, then compare, then reset: $S[t] = [H[t] \ge \theta]$ and
+$V[t] = H[t](1 - S[t]) + V_{reset} S[t]$ (hard) or $V[t] = H[t] - \theta S[t]$ (soft). NIR fires on
+$v > v_{threshold}$, so `export` writes the largest float32 below our $\theta$ (with `exact_threshold`,
+the default): NIR's strict comparison then fires on exactly the float32 potentials where our $\ge$ does,
+and a potential that lands on $\theta$ (weights on a quantization grid make that common) spikes in every
+reader that follows NIR. `load` does the reverse, taking the smallest float32 above $v_{threshold}$.
+
+NIR has no reset by subtraction. A soft-reset neuron is written as NIR's neuron with $v_{reset} = 0$ and
+`metadata["snncomp"]["reset"] = "subtract"`; `load` honours that key, a reader that ignores it resets to
+zero instead and spikes less (see the Bring-your-own-model page for how much).
+
+## Primitives
+
+| ours | NIR |
+|---|---|
+| input `[C, H, W]` or `[F]` | `Input` |
+| `nn.Conv2d` with the block's `BatchNorm2d` folded in (running statistics) | `Conv2d` |
+| `nn.Linear` | `Affine` (`Linear` without a bias) |
+| `LIF`, `IF`, `PLIF` (thresholds and leaks learned or not) | `LIF`, `IF`, `LIF` (+ metadata) |
+| `nn.MaxPool2d` after the neuron | `SumPool2d` then `Threshold` at 0.5: the maximum of binary spikes |
+| `nn.AvgPool2d` | `AvgPool2d` |
+| flattening before the first dense layer | `Flatten` |
+| the readout `head` (its output averaged over time) | `Affine`, then `Output` |
+
+NIR primitives are per neuron: every parameter array has the full shape of the layer (`[C, H, W]`), and
+`load` requires them to be uniform over the positions of a channel (our neurons keep one value per
+channel). Masks and weight quantizers are baked (`compress.bake`): the graph holds the weights the model
+really computes with, zeros and grid values included. NIR has no field for bit widths, so each weight
+node carries `metadata["snncomp"]["weight_bits"]`, and `load` puts it back as the layer's `weight_bits`
+attribute (which `metrics` reads as the stored width). Encoders, `dt` and the readout rule travel in the
+graph's `metadata["snncomp"]`. A membrane quantizer (MINT, Q-SpiNN) has no NIR counterpart and is refused.
+We simplify in one place: the graph's output is the readout's output at every step; averaging it over
+time, as our models do, is written in the metadata, not in the graph.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import nir
+import numpy as np
+import torch
+from torch import nn
+
+from . import compress, metrics
+from .models import MLP, ConvBlock, ConvNet, DenseBlock
+from .neurons import IF, LIF, PLIF, SpikingNeuron
+
+__all__ = ["export", "load", "fold_batchnorm", "SUPPORTED"]
+
+KEY = "snncomp"  # our metadata key, on the graph and on nodes
+FORMAT = 1  # version of what we write under KEY
+SUPPORTED = ("Input", "Output", "Conv2d", "Affine", "Linear", "Flatten", "SumPool2d", "AvgPool2d", "Threshold",
+             "LIF", "IF")
+
+
+# ----------------------------------------------------------------------------- thresholds
+
+
+def _below(theta: np.ndarray) -> np.ndarray:
+    """The largest float32 below each `theta`: NIR's `v > below(theta)` is our `v >= theta` on float32."""
+    t = np.asarray(theta, dtype=np.float32)
+    return np.nextafter(t, np.float32(-np.inf)).astype(np.float32)
+
+
+def _above(theta: np.ndarray) -> np.ndarray:
+    """The smallest float32 above each `theta`: our `v >= above(theta)` is NIR's `v > theta` on float32."""
+    t = np.asarray(theta, dtype=np.float32)
+    return np.nextafter(t, np.float32(np.inf)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    r"""A copy of a `ConvNet` whose blocks' `BatchNorm2d` are folded into their convolutions (eval-mode
+    statistics): $W' = W s$, $b' = \beta + (b - \mu) s$ with $s = \gamma / \sqrt{\sigma^2 + \epsilon}$ per output
+    channel, computed in float64 and stored in float32. The folded model computes the same function up to
+    float32 rounding; it is the model `export` writes. Other models are copied unchanged."""
+    out = compress.bake(model)
+    for block in getattr(out, "blocks", []):
+        if isinstance(block, ConvBlock) and isinstance(block.bn, nn.BatchNorm2d):
+            conv, bn = block.conv, block.bn
+            s = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)  # [C_out]
+            b = conv.bias.detach().double() if conv.bias is not None else torch.zeros_like(s)
+            new = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                            conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)
+            with torch.no_grad():
+                new.weight.copy_((conv.weight.detach().double() * s.view(-1, 1, 1, 1)).float())  # W s
+                new.bias.copy_((bn.bias.detach().double() + (b - bn.running_mean.double()) * s).float())
+            for attr in ("weight_bits",):
+                if hasattr(conv, attr):
+                    setattr(new, attr, getattr(conv, attr))
+            block.conv, block.bn = new, nn.Identity()
+    return out
+
+
+def _full(value: torch.Tensor | float, shape: tuple[int, ...]) -> np.ndarray:
+    """A per-channel `[C]` (or scalar) parameter broadcast to a neuron layer's full shape `[C, ...]`."""
+    v = torch.as_tensor(value, dtype=torch.float64).detach().cpu()
+    if v.dim() == 1 and len(shape) > 1:
+        v = v.view(-1, *([1] * (len(shape) - 1)))
+    return np.ascontiguousarray(np.broadcast_to(v.numpy(), shape))
+
+
+def _check_neuron(neuron: nn.Module | None, where: str) -> None:
+    if not isinstance(neuron, SpikingNeuron):
+        raise TypeError(f"export: {where} is a {type(neuron).__name__}; NIR export needs spiking neurons "
+                        "(LIF, IF, PLIF), not an ANN's activation")
+    if neuron.quantizer is not None:
+        raise ValueError(f"export: {where} has a membrane quantizer ({type(neuron.quantizer).__name__}); NIR has no "
+                         "field for a quantized membrane potential, so the exported graph would not compute what "
+                         "the model computes")
+    if not isinstance(neuron, (LIF, IF, PLIF)):
+        raise TypeError(f"export: {where} is a {type(neuron).__name__}; NIR export supports LIF, IF and PLIF")
+
+
+def _neuron_node(neuron: nn.Module, shape: tuple[int, ...], dt: float, exact: bool, where: str) -> nir.NIRNode:
+    _check_neuron(neuron, where)
+    thr = _full(neuron.threshold, shape)
+    v_thr = _below(thr) if exact else thr.astype(np.float32)
+    soft = neuron.reset == "soft"
+    meta = {"reset": "subtract" if soft else "zero"}
+    v_reset = np.zeros(shape, np.float32) if soft or isinstance(neuron, IF) else np.full(shape, neuron.v_reset,
+                                                                                         np.float32)
+    if isinstance(neuron, IF):
+        return nir.IF(r=np.full(shape, 1.0 / dt), v_threshold=v_thr, v_reset=v_reset, metadata={KEY: meta})
+    if isinstance(neuron, PLIF):
+        tau = _full(1.0 / torch.sigmoid(neuron.w.detach().double()), shape)  # tau in steps
+        r = np.ones(shape) if neuron.decay_input else tau  # g = R dt / tau: 1 / tau_steps or 1
+        meta.update(neuron="PLIF", decay_input=bool(neuron.decay_input),
+                    w=neuron.w.detach().cpu().numpy().astype(np.float32).reshape(-1))
+        return nir.LIF(tau=tau * dt, r=r, v_leak=np.full(shape, neuron.v_reset), v_threshold=v_thr,
+                       v_reset=np.full(shape, neuron.v_reset), metadata={KEY: meta})
+    tau = _full(neuron.tau, shape)  # tau in steps
+    return nir.LIF(tau=tau * dt, r=tau.copy(), v_leak=np.zeros(shape), v_threshold=v_thr, v_reset=v_reset,
+                   metadata={KEY: meta})
+
+
+def _weight_meta(layer: nn.Module, bits: int | None, extra: dict | None = None) -> dict:
+    meta = dict(extra or {})
+    width = bits if bits is not None else getattr(layer, "weight_bits", None)
+    if width is not None:
+        meta["weight_bits"] = int(width)
+    return {KEY: meta} if meta else {}
+
+
+def _dense_node(fc: nn.Linear, meta: dict) -> nir.NIRNode:
+    w = fc.weight.detach().cpu().numpy().astype(np.float32)
+    if fc.bias is None:
+        return nir.Linear(weight=w, metadata=meta)
+    return nir.Affine(weight=w, bias=fc.bias.detach().cpu().numpy().astype(np.float32), metadata=meta)
+
+
+def _pair(v) -> np.ndarray:
+    return np.array(v if isinstance(v, (tuple, list)) else (v, v), dtype=np.int64)
+
+
+def _encoder_meta(encoder) -> dict:
+    if encoder is None:
+        return {}
+    if not dataclasses.is_dataclass(encoder):
+        raise TypeError(f"export: encoder must be an snncomp encoder (a dataclass such as encoding.Direct), "
+                        f"got {type(encoder).__name__}")
+    fields = {f.name: getattr(encoder, f.name) for f in dataclasses.fields(encoder)}
+    bad = [k for k, v in fields.items() if not isinstance(v, (bool, int, float, str))]
+    if bad:
+        raise TypeError(f"export: encoder {type(encoder).__name__} has fields NIR metadata cannot hold: {bad}")
+    return {"encoder": type(encoder).__name__, "encoder_fields": fields}
+
+
+def _shapes(model: nn.Module) -> dict[int, tuple[int, ...]]:
+    """Per-sample shape of every neuron's input and every pool's output, from one forward pass on zeros."""
+    if isinstance(model, ConvNet):
+        x = torch.zeros(1, 1, *model.in_shape)
+    else:
+        first = model.blocks[0].fc if len(model.blocks) else model.head
+        x = torch.zeros(1, 1, first.in_features)
+    shapes: dict[int, tuple[int, ...]] = {}
+
+    def keep(m, inp, out):
+        shapes[id(m)] = tuple(out.shape[1:]) if not isinstance(m, SpikingNeuron) else tuple(inp[0].shape[2:])
+
+    handles = [m.register_forward_hook(keep) for m in model.modules()
+               if isinstance(m, (SpikingNeuron, nn.MaxPool2d, nn.AvgPool2d))]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return shapes
+
+
+def export(model: nn.Module, encoder=None, *, dt: float = 1.0, path: str | Path | None = None,
+           exact_threshold: bool = True) -> nir.NIRGraph:
+    """The NIR graph of a `ConvNet` or `MLP` (masks and quantizers baked, BatchNorm folded), written to
+    `path` as well when given (HDF5, `nir.write`).
+
+    `dt` is the step length the continuous-time parameters are written for ($\\tau = \\tau_{steps}\\,dt$):
+    snnTorch's reader assumes `1e-4`, SpikingJelly's takes it as an argument (default `1e-4`), Norse's
+    defaults to `1e-3`. `exact_threshold=False` writes $\\theta$ itself instead of the float32 just below it
+    (what other exporters do: potentials exactly on $\\theta$ then stop spiking in a strict reader)."""
+    if not isinstance(model, (ConvNet, MLP)):
+        raise TypeError(f"export: expected a ConvNet or MLP of snncomp.models, got {type(model).__name__}")
+    if not (isinstance(dt, (int, float)) and dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"export: dt must be a positive finite number of seconds, got {dt!r}")
+    widths = metrics._quantized_widths(model)  # {"blocks.0.conv.weight": (bits, overhead, has_zero)}
+    bits = {k.rsplit(".", 1)[0]: v[0] for k, v in widths.items() if k.endswith(".weight")}
+    for i, block in enumerate(model.blocks):  # neurons are checked before anything is copied or run
+        _check_neuron(getattr(block, "neuron", None), f"blocks.{i}.neuron")
+    folded = fold_batchnorm(model).eval()
+    shapes = _shapes(folded)
+    nodes: dict[str, nir.NIRNode] = {}
+    in_shape = tuple(folded.in_shape) if isinstance(folded, ConvNet) else (
+        (folded.blocks[0].fc if len(folded.blocks) else folded.head).in_features,)
+    nodes["input"] = nir.Input(input_type={"input": np.array(in_shape)})
+    shape = in_shape
+    flat = len(in_shape) == 1
+    for i, block in enumerate(folded.blocks):
+        where = f"blocks.{i}"
+        if isinstance(block, ConvBlock):
+            conv = block.conv
+            nodes[f"conv{i}"] = nir.Conv2d(
+                input_shape=tuple(shape[1:]), weight=conv.weight.detach().cpu().numpy().astype(np.float32),
+                stride=tuple(conv.stride), padding=conv.padding if isinstance(conv.padding, str) else tuple(conv.padding),
+                dilation=tuple(conv.dilation), groups=conv.groups,
+                bias=conv.bias.detach().cpu().numpy().astype(np.float32),
+                metadata=_weight_meta(conv, bits.get(f"{where}.conv"),
+                                      {"batchnorm_folded": isinstance(model.blocks[i].bn, nn.BatchNorm2d)}))
+            shape = shapes[id(block.neuron)]
+            nodes[f"neuron{i}"] = _neuron_node(block.neuron, shape, dt, exact_threshold, f"{where}.neuron")
+            pool = block.pool
+            if isinstance(pool, nn.MaxPool2d):
+                if pool.dilation not in (1, (1, 1)) or pool.ceil_mode:
+                    raise ValueError(f"export: {where}.pool: NIR's SumPool2d has no dilation or ceil mode")
+                k = _pair(pool.kernel_size)
+                nodes[f"pool{i}"] = nir.SumPool2d(kernel_size=k, stride=_pair(pool.stride if pool.stride else k),
+                                                  padding=_pair(pool.padding), metadata={KEY: {"pool": "max"}})
+                shape = shapes[id(pool)]
+                nodes[f"spike_or{i}"] = nir.Threshold(threshold=np.full(shape, 0.5, np.float32),
+                                                      metadata={KEY: {"pool": "max"}})
+            elif isinstance(pool, nn.AvgPool2d):
+                k = _pair(pool.kernel_size)
+                nodes[f"pool{i}"] = nir.AvgPool2d(kernel_size=k, stride=_pair(pool.stride if pool.stride else k),
+                                                  padding=_pair(pool.padding))
+                shape = shapes[id(pool)]
+            elif not isinstance(pool, nn.Identity):
+                raise TypeError(f"export: {where}.pool is a {type(pool).__name__}; NIR export supports MaxPool2d "
+                                "(of spikes), AvgPool2d and none")
+        elif isinstance(block, DenseBlock):
+            if not flat:
+                nodes["flatten"] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
+                shape, flat = (int(np.prod(shape)),), True
+            nodes[f"fc{i}"] = _dense_node(block.fc, _weight_meta(block.fc, bits.get(f"{where}.fc")))
+            shape = shapes[id(block.neuron)]
+            nodes[f"neuron{i}"] = _neuron_node(block.neuron, shape, dt, exact_threshold, f"{where}.neuron")
+        else:
+            raise TypeError(f"export: {where} is a {type(block).__name__}; NIR export supports ConvBlock and "
+                            "DenseBlock (a model with TA-SNN attention or early exit has no NIR form)")
+    if isinstance(folded.head, nn.Linear):
+        if not flat:
+            nodes["flatten"] = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0, end_dim=-1)
+        nodes["head"] = _dense_node(folded.head, _weight_meta(folded.head, bits.get("head")))
+    elif not isinstance(folded.head, nn.Identity):
+        raise TypeError(f"export: head is a {type(folded.head).__name__}; expected nn.Linear")
+    names = list(nodes)
+    out_shape = (folded.head.out_features,) if isinstance(folded.head, nn.Linear) else shape
+    nodes["output"] = nir.Output(output_type={"output": np.array(out_shape)})
+    edges = [(a, b) for a, b in zip(names, names[1:] + ["output"])]
+    meta = {"format": FORMAT, "dt": float(dt), "model": type(model).__name__, "readout": "mean over time",
+            "exact_threshold": bool(exact_threshold), **_encoder_meta(encoder)}
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={KEY: meta})
+    if path is not None:
+        path = Path(path)
+        if not path.parent.resolve().is_dir():
+            raise FileNotFoundError(f"export: cannot write {path}: folder {path.parent} does not exist")
+        nir.write(path, graph)
+    return graph
+
+
+# ----------------------------------------------------------------------------- load
+
+
+def _meta(node: nir.NIRNode) -> dict:
+    m = getattr(node, "metadata", None) or {}
+    ours = m.get(KEY, {})
+    return ours if isinstance(ours, dict) else {}
+
+
+def _text(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _chain(graph: nir.NIRGraph) -> list[str]:
+    """The node names from the one `Input` to the one `Output`, refusing anything but a chain."""
+    for name, node in graph.nodes.items():
+        kind = type(node).__name__
+        if isinstance(node, nir.NIRGraph):
+            raise ValueError(f"load: node {name!r} is a subgraph (a recurrent layer); snncomp models are feed-forward")
+        if kind not in SUPPORTED:
+            raise ValueError(f"load: node {name!r} is a NIR {kind}; snncomp reads {', '.join(SUPPORTED)}"
+                             + (" (no current-based synapse in our neurons)" if kind.startswith("Cuba") else ""))
+    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    pred: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for a, b in graph.edges:
+        succ[a].append(b)
+        pred[b].append(a)
+    inputs = [n for n, node in graph.nodes.items() if isinstance(node, nir.Input)]
+    if len(inputs) != 1:
+        raise ValueError(f"load: expected one Input node, found {len(inputs)}: {inputs}")
+    order, seen, name = [], set(), inputs[0]
+    while True:
+        if name in seen:
+            raise ValueError(f"load: node {name!r} is reached twice: the graph has a cycle (recurrence)")
+        seen.add(name)
+        order.append(name)
+        if isinstance(graph.nodes[name], nir.Output):
+            break
+        nxt = succ[name]
+        if len(nxt) != 1:
+            raise ValueError(f"load: node {name!r} has {len(nxt)} successors {nxt}; snncomp reads chains of layers")
+        if len(pred[nxt[0]]) != 1:
+            raise ValueError(f"load: node {nxt[0]!r} has {len(pred[nxt[0]])} inputs {pred[nxt[0]]}; snncomp reads chains")
+        name = nxt[0]
+    left = set(graph.nodes) - seen
+    if left:
+        raise ValueError(f"load: nodes {sorted(left)} are not on the path from input to output")
+    return order
+
+
+def _channels(arr, name: str, field: str, c: int) -> torch.Tensor:
+    """A NIR per-neuron parameter `[C, ...]` (or a scalar) as one value per channel `[C]`, float64."""
+    a = np.asarray(arr, dtype=np.float64)
+    if a.size == 1:
+        return torch.full((c,), float(a.reshape(-1)[0]), dtype=torch.float64)
+    if a.shape[0] != c:
+        raise ValueError(f"load: node {name!r}: {field} has shape {a.shape}, expected {c} channels first")
+    flat = a.reshape(c, -1)
+    if not np.all(flat == flat[:, :1]):
+        ch = int(np.nonzero(~np.all(flat == flat[:, :1], axis=1))[0][0])
+        raise ValueError(f"load: node {name!r}: {field} differs within channel {ch}; snncomp neurons keep one value "
+                         "per channel")
+    return torch.from_numpy(flat[:, 0].copy())
+
+
+def _scalar(values: torch.Tensor, name: str, field: str) -> float:
+    if not torch.all(values == values[0]):
+        raise ValueError(f"load: node {name!r}: {field} differs between channels; snncomp keeps one {field} per layer")
+    return float(values[0])
+
+
+def _close(a: torch.Tensor, b: torch.Tensor | float) -> bool:
+    return bool(torch.allclose(a, torch.as_tensor(b, dtype=a.dtype).expand_as(a), rtol=1e-6, atol=1e-12))
+
+
+def _neuron(node: nir.NIRNode, name: str, c: int, dt: float) -> SpikingNeuron:
+    meta = _meta(node)
+    soft = _text(meta.get("reset", "zero")) == "subtract"
+    thr = _channels(node.v_threshold, name, "v_threshold", c)
+    v_reset = _channels(node.v_reset, name, "v_reset", c)
+    r = _channels(node.r, name, "r", c)
+    if isinstance(node, nir.IF):
+        g = r * dt  # H = V + g X
+        if not soft and not torch.all(v_reset == 0):
+            raise ValueError(f"load: node {name!r}: IF with v_reset != 0; snncomp's IF resets to 0")
+        neuron = IF(c, reset="soft" if soft else "hard")
+    else:
+        tau = _channels(node.tau, name, "tau", c) / dt  # tau in steps
+        if not torch.all(tau >= 1):
+            raise ValueError(f"load: node {name!r}: tau / dt = {float(tau.min()):g} steps is below 1: forward Euler "
+                             f"would give a negative decay; is dt = {dt:g} the step the graph was written for?")
+        g = r * dt / (tau * dt)  # H = beta V + g X + (1 - beta) v_leak
+        v_leak = _channels(node.v_leak, name, "v_leak", c)
+        if _text(meta.get("neuron", "")) == "PLIF" or not torch.all(v_leak == 0):
+            decay_input = bool(meta["decay_input"]) if "decay_input" in meta else _close(g, 1.0 / tau)
+            if not torch.all(v_leak == v_reset):
+                raise ValueError(f"load: node {name!r}: v_leak differs from v_reset (and from 0); snncomp's LIF leaks "
+                                 "to 0 and its PLIF to v_reset")
+            if not (_close(g, 1.0 / tau) if decay_input else _close(g, 1.0)):
+                raise ValueError(f"load: node {name!r}: a LIF leaking to v_reset needs r = 1 or r = tau / dt "
+                                 "(SpikingJelly's decay_input true or false)")
+            if not torch.all(tau > 1):
+                raise ValueError(f"load: node {name!r}: tau / dt must exceed 1 step for a PLIF")
+            neuron = PLIF(c, threshold=1.0, reset="soft" if soft else "hard",
+                          v_reset=_scalar(v_reset, name, "v_reset"), decay_input=decay_input)
+            w = meta.get("w")
+            with torch.no_grad():
+                neuron.w.copy_(torch.as_tensor(np.asarray(w, np.float32)).view(-1) if w is not None
+                               else (-torch.log(tau - 1.0)).float())  # sigmoid(w) = 1 / tau
+            neuron.threshold = torch.from_numpy(_above(thr.numpy()))
+            return neuron
+        neuron = LIF(c, reset="soft" if soft else "hard")
+        neuron.tau = tau.float()
+    # move a gain g != 1 onto the threshold (and the reset value): g X against theta is X against theta / g
+    unit = _close(g, 1.0)
+    theta = thr if unit else thr / g
+    neuron.threshold = torch.from_numpy(_above(theta.numpy()))
+    if not torch.all(neuron.threshold > 0):
+        raise ValueError(f"load: node {name!r}: v_threshold / gain must be positive")
+    if isinstance(neuron, LIF) and not soft:
+        neuron.v_reset = _scalar(v_reset if unit else v_reset / g, name, "v_reset")
+    return neuron
+
+
+def _bits(layer: nn.Module, node: nir.NIRNode) -> nn.Module:
+    b = _meta(node).get("weight_bits")
+    if b is not None:
+        layer.weight_bits = int(b)
+    return layer
+
+
+def _dense(node: nir.NIRNode) -> nn.Linear:
+    w = np.asarray(node.weight, np.float32)
+    fc = nn.Linear(w.shape[1], w.shape[0], bias=isinstance(node, nir.Affine))
+    with torch.no_grad():
+        fc.weight.copy_(torch.from_numpy(w))
+        if fc.bias is not None:
+            fc.bias.copy_(torch.from_numpy(np.asarray(node.bias, np.float32)))
+    return _bits(fc, node)
+
+
+def _ints(v) -> tuple[int, int]:
+    a = np.asarray(v).reshape(-1).astype(int)
+    return (int(a[0]), int(a[0])) if a.size == 1 else (int(a[0]), int(a[1]))
+
+
+def _conv(node: nir.Conv2d) -> nn.Conv2d:
+    w = np.asarray(node.weight, np.float32)
+    padding = _text(node.padding) if isinstance(node.padding, (str, bytes)) else _ints(node.padding)
+    conv = nn.Conv2d(w.shape[1] * int(node.groups), w.shape[0], tuple(w.shape[2:]), stride=_ints(node.stride),
+                     padding=padding, dilation=_ints(node.dilation), groups=int(node.groups), bias=True)
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(w))
+        conv.bias.copy_(torch.from_numpy(np.asarray(node.bias, np.float32)))
+    return _bits(conv, node)
+
+
+def _encoder(meta: dict):
+    name = meta.get("encoder")
+    if name is None:
+        return None
+    from . import compress as _c  # the Encoder base class, wherever the encoders live
+
+    def subclasses(cls):
+        for s in cls.__subclasses__():
+            yield s
+            yield from subclasses(s)
+
+    found = {c.__name__: c for c in subclasses(_c.Encoder)}
+    name = _text(name)
+    if name not in found:
+        raise ValueError(f"load: the graph names encoder {name!r}, which snncomp does not have "
+                         f"(known: {', '.join(sorted(found))})")
+    fields = {k: (_text(v) if isinstance(v, bytes) else v.item() if isinstance(v, np.generic) else v)
+              for k, v in dict(meta.get("encoder_fields", {})).items()}
+    return found[name](**fields)
+
+
+def load(graph_or_path: nir.NIRGraph | str | Path, *, dt: float | None = None):
+    """A `ConvNet` or `MLP` (eval mode) and its encoder from a NIR graph or file: `(model, encoder_or_None)`.
+
+    The graph must be a chain `Input -> [Conv2d -> neuron -> pool?]* -> Flatten? -> [Affine|Linear ->
+    neuron]* -> (Affine|Linear)? -> Output`; a graph that ends on a neuron gets no readout layer and its
+    score is the spike count averaged over time. `dt` is the step the graph's time constants are read with:
+    `None` takes the one our `export` wrote, else 1.0 (snnTorch and SpikingJelly write for 1e-4)."""
+    if isinstance(graph_or_path, (str, Path)):
+        path = Path(graph_or_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"load: no NIR file at {path}")
+        try:
+            graph = nir.read(path)
+        except Exception as exc:  # h5py and nir raise many kinds; name the file
+            raise ValueError(f"load: {path} is not a readable NIR file: {exc}") from exc
+    elif isinstance(graph_or_path, nir.NIRGraph):
+        graph = graph_or_path
+    else:
+        raise TypeError(f"load: expected a nir.NIRGraph or a path, got {type(graph_or_path).__name__}")
+    gmeta = _meta(graph)
+    if dt is None:
+        dt = float(gmeta.get("dt", 1.0))
+    if not (dt > 0 and math.isfinite(dt)):
+        raise ValueError(f"load: dt must be a positive finite number, got {dt!r}")
+    order = _chain(graph)
+    nodes = [(n, graph.nodes[n]) for n in order[1:-1]]
+    in_shape = tuple(int(v) for v in np.asarray(graph.nodes[order[0]].input_type["input"]).reshape(-1))
+    blocks: list[nn.Module] = []
+    head: nn.Module | None = None
+    conv_part = True
+    i = 0
+    while i < len(nodes):
+        name, node = nodes[i]
+        if head is not None:
+            raise ValueError(f"load: node {name!r} follows the readout layer {order[i]!r}; a weight layer must be "
+                             "followed by a neuron except at the end")
+        if isinstance(node, nir.Conv2d):
+            if not conv_part:
+                raise ValueError(f"load: node {name!r}: a convolution after a dense layer; snncomp's ConvNet puts "
+                                 "convolutions first")
+            conv = _conv(node)
+            if i + 1 >= len(nodes) or not isinstance(nodes[i + 1][1], (nir.LIF, nir.IF)):
+                raise ValueError(f"load: node {name!r}: a convolution must be followed by a LIF or IF neuron")
+            neuron = _neuron(nodes[i + 1][1], nodes[i + 1][0], conv.out_channels, dt)
+            block = ConvBlock(conv.in_channels, conv.out_channels, neuron, kernel_size=conv.kernel_size[0], pool=1)
+            block.conv, block.bn = conv, nn.Identity()
+            i += 2
+            if i < len(nodes) and isinstance(nodes[i][1], (nir.SumPool2d, nir.AvgPool2d)):
+                pname, p = nodes[i]
+                k, s, pad = _ints(p.kernel_size), _ints(p.stride), _ints(p.padding)
+                nxt = nodes[i + 1][1] if i + 1 < len(nodes) else None
+                if isinstance(p, nir.SumPool2d) and isinstance(nxt, nir.Threshold):
+                    th = np.asarray(nxt.threshold, np.float64)
+                    if not (np.all(th >= 0) and np.all(th < 1)):
+                        raise ValueError(f"load: node {nodes[i + 1][0]!r}: a Threshold after SumPool2d reads as the "
+                                         "max of binary spikes only for thresholds in [0, 1)")
+                    block.pool = nn.MaxPool2d(k, s, pad)  # sum of spikes > th in [0, 1): at least one spike
+                    i += 2
+                elif isinstance(p, nir.SumPool2d):
+                    block.pool = nn.AvgPool2d(k, s, pad, divisor_override=1)  # a sum
+                    i += 1
+                else:
+                    block.pool = nn.AvgPool2d(k, s, pad)
+                    i += 1
+            blocks.append(block)
+        elif isinstance(node, nir.Flatten):
+            conv_part = False
+            i += 1
+        elif isinstance(node, (nir.Affine, nir.Linear)):
+            conv_part = False
+            fc = _dense(node)
+            if i + 1 < len(nodes) and isinstance(nodes[i + 1][1], (nir.LIF, nir.IF)):
+                neuron = _neuron(nodes[i + 1][1], nodes[i + 1][0], fc.out_features, dt)
+                block = DenseBlock(fc.in_features, fc.out_features, neuron)
+                block.fc = fc
+                blocks.append(block)
+                i += 2
+            else:
+                head = fc
+                i += 1
+        else:
+            kind = type(node).__name__
+            raise ValueError(f"load: node {name!r} ({kind}) is out of place: neurons follow a weight layer, pools "
+                             "follow a convolution's neuron, Threshold follows a SumPool2d")
+    if not blocks and head is None:
+        raise ValueError("load: the graph has no weight layer")
+    head = head if head is not None else nn.Identity()
+    if any(isinstance(b, ConvBlock) for b in blocks):
+        if len(in_shape) != 3:
+            raise ValueError(f"load: the Input node has shape {in_shape}; a graph starting with a convolution "
+                             "needs [C, H, W] (no batch or time dimension)")
+        model: nn.Module = ConvNet(blocks, head, in_shape)
+    else:
+        model = MLP(blocks, head)
+    model.eval()
+    return model, _encoder(gmeta)
