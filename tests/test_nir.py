@@ -494,3 +494,56 @@ def test_trap_spikingjelly_fires_on_equal():
     got = _ours(ours, x)
     print(f"SpikingJelly >=: SpikingJelly {_count(theirs)} spikes, snncomp after NIR {_count(got)}")
     assert _count(got) < _count(theirs)
+
+
+# ----------------------------------------------------------------------------- snncomp compress --nir
+
+
+RECIPE = '''name = "nir-quick"
+baseline = "digits-conv-direct4"
+
+[[step]]
+method = "magnitude"
+sparsity = 0.5
+finetune = { epochs = 0 }
+
+[[step]]
+method = "uniform-ptq"
+bits = 4
+label = "4-bit"
+'''
+
+
+def test_cli_compress_reads_and_writes_nir(tmp_path, capsys):
+    from snncomp import encoding, evaluation
+    from snncomp.kb import cli
+
+    recipe = tmp_path / "quick.toml"
+    recipe.write_text(RECIPE)
+    src, out = tmp_path / "in.nir", tmp_path / "small.nir"
+    nir_io.export(_mlp("lif"), encoding.Direct(2), path=src)  # 64 inputs: the 8x8 digits, flattened
+    code = cli.main(["compress", str(recipe), "--nir", str(src), "--out", str(out), "--threads", "1", "--no-progress"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert f"{src} with the data of digits-conv-direct4" in text and f"wrote {out}" in text
+    small, encoder = nir_io.load(out)
+    assert encoder == encoding.Direct(2)  # the file's encoder, not the baseline's
+    assert evaluation.weight_bits(small) == 4.0
+    zeros = sum(int((m.weight == 0).sum()) for m in small.modules() if isinstance(m, nn.Linear))
+    total = sum(m.weight.numel() for m in small.modules() if isinstance(m, nn.Linear))
+    assert zeros / total == pytest.approx(0.5, abs=0.01)
+
+
+def test_cli_compress_nir_that_does_not_fit_the_data(tmp_path, capsys):
+    from snncomp.kb import cli
+
+    recipe = tmp_path / "quick.toml"
+    recipe.write_text(RECIPE)
+    src = tmp_path / "wide.nir"
+    nir_io.export(models.mlp_snn(100, (8,)), path=src)
+    assert cli.main(["compress", str(recipe), "--nir", str(src), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"--nir {src}: the model does not fit the data of baseline digits-conv-direct4" in err
+    assert "expected 100 input features per step, got 64" in err
+    assert cli.main(["compress", str(recipe), "--nir", str(tmp_path / "missing.nir"), "--no-progress"]) == 2
+    assert "no NIR file at" in capsys.readouterr().err

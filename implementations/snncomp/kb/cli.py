@@ -5,7 +5,7 @@
     snncomp search WORDS...
     snncomp export --format json|csv [--output FILE]
     snncomp validate
-    snncomp compress RECIPE.toml [--baseline NAME] [--seed N] [--out FILE.pt] [--device cpu|cuda] [--threads N]
+    snncomp compress RECIPE.toml [--baseline NAME] [--nir MODEL.nir] [--seed N] [--out FILE.pt|FILE.nir] [--device cpu|cuda] [--threads N]
     snncomp bench [--quick] [--jobs N] [--seeds 0,1,2] [--only NAMES] [--spec NAME] [--output PATH] [--threads N] [--device D] [--executor local|ray]
 
 An unknown key, method or section exits with status 2 and the closest matches. Output piped into a
@@ -130,7 +130,8 @@ def _cell(report: dict, key: str, fmt: str) -> str:
 
 
 def _compress(args) -> int:
-    """Apply a recipe to a trained baseline, printing every step's measurements as they come."""
+    """Apply a recipe to a trained baseline (or to the model of a NIR file, on the baseline's data), printing
+    every step's measurements as they come; save the result as `.pt` or as NIR."""
     import torch  # the recipe machinery is imported here: cite, list and search never import torch
 
     from snncomp import baselines, compress, recipes
@@ -160,13 +161,29 @@ def _compress(args) -> int:
         if args.device.startswith("cuda") and not torch.cuda.is_available():
             return _fail(f"--device {args.device}: no CUDA device is available here")
     progress = sys.stderr.isatty() if args.progress is None else args.progress
-    model, encoder = baselines.trained(name, args.seed)
     data = baselines.split(name)
+    if args.nir:  # the model comes from the file; the data (and the encoder, unless the file names one) from the baseline
+        from snncomp import nir_io
+
+        try:
+            model, encoder = nir_io.load(args.nir)
+        except (OSError, ValueError, TypeError) as exc:
+            return _fail(f"--nir {args.nir}: {exc}")
+        encoder = encoder or baselines.BASELINES[name].encoder
+        try:
+            with torch.no_grad():
+                model(encoder(data.test_x[:2]))
+        except (ValueError, RuntimeError) as exc:
+            return _fail(f"--nir {args.nir}: the model does not fit the data of baseline {name} "
+                         f"(inputs of shape {tuple(data.test_x.shape[1:])}, encoder {encoder}): {exc}")
+    else:
+        model, encoder = baselines.trained(name, args.seed)
     if args.device != "cpu":  # the model and every data tensor move; training then runs where they are
         model = model.to(args.device)
         data = dataclasses.replace(data, **{f.name: getattr(data, f.name).to(args.device)
                                             for f in dataclasses.fields(data) if torch.is_tensor(getattr(data, f.name))})
-    print(f"recipe {recipe.name} on {name} (seed {args.seed}, {len(recipe.steps)} steps)"
+    print(f"recipe {recipe.name} on {f'{args.nir} with the data of ' if args.nir else ''}{name} "
+          f"(seed {args.seed}, {len(recipe.steps)} steps)"
           + (f": {recipe.description}" if recipe.description else ""))
     widths = [max(len(h), 9) for h, _, _ in COLUMNS]
     print("  ".join(h.rjust(w) if i else h.ljust(16) for i, ((h, _, _), w) in enumerate(zip(COLUMNS, widths))))
@@ -187,6 +204,18 @@ def _compress(args) -> int:
         out = Path(args.out)
         if not out.parent.resolve().is_dir():
             return _fail(f"cannot write {out}: folder {out.parent} does not exist")
+        if out.suffix == ".nir":
+            from snncomp import nir_io
+
+            tmp = out.with_name(out.name + ".tmp")
+            try:
+                nir_io.export(applied.compressed.model, applied.compressed.encoder, path=tmp)
+            except (TypeError, ValueError) as exc:
+                tmp.unlink(missing_ok=True)
+                return _fail(f"cannot write {out} as NIR: {exc}")
+            os.replace(tmp, out)
+            print(f"wrote {out} (NIR; load with snncomp.nir_io.load or any NIR reader)")
+            return 0
         import io as _io
 
         buf = _io.BytesIO()
@@ -284,7 +313,10 @@ def main(argv: list[str] | None = None) -> int:
     cp.add_argument("recipe", help="a recipe TOML file, or the name of one under recipes/")
     cp.add_argument("--baseline", help="start from this baseline instead of the recipe's")
     cp.add_argument("--seed", type=int, default=0)
-    cp.add_argument("--out", help="save the compressed model (baked), its encoder, the recipe and the reports (.pt)")
+    cp.add_argument("--nir", help="start from the model of this NIR file instead of the baseline's trained model "
+                                  "(the data stay the baseline's)")
+    cp.add_argument("--out", help="save the compressed model: FILE.nir as a NIR graph, else (.pt) the baked model, "
+                                  "its encoder, the recipe and the reports")
     cp.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     cp.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     cp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
