@@ -3,7 +3,7 @@
     python benchmarks/distillation.py [--quick] [--jobs 2] [--only alone,kd-spike-count]
 
 Setting (the one where distillation has room to help): the first 1000 MNIST-5k training images (about
-100 per class, `baselines.mnist1k`), all 1000 test images. The student is `conv_snn(channels=(4, 8))`
+100 per class, `data.mnist1k`), all 1000 test images. The student is `conv_snn(channels=(4, 8))`
 (4 278 parameters) fed `Direct(4)`, trained for 8 epochs (batch 64, Adam 2e-3, cosine) from the same
 initialisation in every run, so each distilled run differs from `alone` only by its distillation terms.
 The main teacher is `conv-ann-1k` (`conv_ann()`, 20 538 parameters, 4.8x the student, trained by the
@@ -30,7 +30,8 @@ from pathlib import Path
 import record
 import torch
 
-from snncomp import baselines, encoding, energy, metrics, models, registry
+from snncomp import baselines, data, energy, metrics, models, registry
+from snncomp.data import encoding
 from snncomp.train import TrainConfig, fit
 
 OUT = Path(__file__).resolve().parent / "results" / "distillation.json"
@@ -78,7 +79,7 @@ def _measure(model, split, enc, ann_report) -> dict:
 
 def run(name: str, seed: int) -> dict:
     method, T, opts = RUNS[name]
-    split = baselines.mnist1k()
+    split = data.mnist1k()
     enc = encoding.Direct(T)
     student = models.conv_snn(channels=CHANNELS, seed=seed)
     cfg = TrainConfig(**{**CFG.__dict__, "seed": seed, "progress": False})

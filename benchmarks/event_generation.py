@@ -2,7 +2,7 @@
 
     python benchmarks/event_generation.py [--note "what else ran"] [--output benchmarks/results/events_generation.json]
 
-Seconds to generate, bin and store the 5000 synthetic streams (`events.nmnist_like(T=16)`) in an empty,
+Seconds to generate, bin and store the 5000 synthetic streams (`data.nmnist_like(T=16)`) in an empty,
 temporary cache folder, first with one worker process and then with one per CPU. A timing, not a method run,
 so it is not a spec of the one runner (as `neurons.py`); run it on an idle machine and say otherwise with
 `--note`, which the result file keeps.
@@ -20,7 +20,7 @@ from unittest import mock
 
 import record
 
-from snncomp import events
+from snncomp import data
 
 OUT = Path(__file__).resolve().parent / "results" / "events_generation.json"
 
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     for workers in (1, None):
         with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, {"SNNCOMP_CACHE": tmp}):
             t0 = time.perf_counter()
-            split = events.nmnist_like(T=16, workers=workers, progress=False)
+            split = data.nmnist_like(T=16, workers=workers, progress=False)
             seconds = time.perf_counter() - t0
         rows.append({"workers": workers or os.cpu_count(), "images": len(split.train_y) + len(split.test_y),
                      "seconds": round(seconds, 1)})

@@ -2,12 +2,12 @@
 
     python benchmarks/events.py [--seeds 0 1 2] [--train 4000] [--output benchmarks/results/events.json]
 
-Data: `events.nmnist_like(T=16)` (the synthetic N-MNIST-like frames of MNIST-5k, cached): the first `--train`
+Data: `data.nmnist_like(T=16)` (the synthetic N-MNIST-like frames of MNIST-5k, cached): the first `--train`
 training samples (default all 4000) and all 1000 test samples. Per seed:
 
 * the event baseline: `baselines.trained("conv-events", seed)`, the compact conv SNN (channels 16, 32;
   2 x 34 x 34 input) trained by the cached builder at T = 8 (the 16 stored bins merged in pairs by
-  `events.Frames`), with its accuracy, spikes and synaptic operations;
+  `data.Frames`), with its accuracy, spikes and synaptic operations;
 * accuracy against T: the same network and training budget (`BASELINES["conv-events"].config`) at
   T = 1, 2 and 4 (T = 8 is the baseline);
 * progressive time-step reduction [@chowdhury2022ultra] of the T = 8 baseline to 4 and then 2 steps
@@ -36,7 +36,7 @@ from pathlib import Path
 import record
 import torch
 
-from snncomp import baselines, data, energy, events, metrics, pruning, train
+from snncomp import baselines, data, energy, metrics, pruning, train
 
 OUT = Path(__file__).resolve().parent / "results" / "events.json"
 STEPS = (1, 2, 4, 8)
@@ -57,8 +57,8 @@ def run_seed(seed: int, ev: data.Split, mnist: data.Split) -> dict:
     acc = {}
     for T in STEPS[:-1]:  # the same network and budget at fewer steps, trained from scratch
         net = spec.build(seed=seed, **spec.kwargs)
-        train.fit(net, ev, events.Frames(T), cfg, evaluate_test=False)
-        acc[T] = train.evaluate(net, ev.test_x, ev.test_y, events.Frames(T))
+        train.fit(net, ev, data.Frames(T), cfg, evaluate_test=False)
+        acc[T] = train.evaluate(net, ev.test_x, ev.test_y, data.Frames(T))
         print(f"seed {seed} T={T}: {acc[T]:.4f}", file=sys.stderr, flush=True)
     acc[8] = train.evaluate(base, ev.test_x, ev.test_y, enc8)
     cut = pruning.timestep_reduction(base, ev, enc8, steps=(4, 2), train=dataclasses.replace(STAGE, seed=seed,
@@ -99,7 +99,7 @@ def time_generation(output: Path, note: str = "") -> int:
     for workers in (1, None):
         with tempfile.TemporaryDirectory() as tmp, mock.patch.dict(os.environ, {"SNNCOMP_CACHE": tmp}):
             t0 = time.perf_counter()
-            split = events.nmnist_like(T=16, workers=workers, progress=False)
+            split = data.nmnist_like(T=16, workers=workers, progress=False)
             seconds = time.perf_counter() - t0
         rows.append({"workers": workers or os.cpu_count(), "images": len(split.train_y) + len(split.test_y),
                      "seconds": round(seconds, 1)})
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
         return time_generation(OUT.with_name("events_generation.json"), args.note)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    ev = subset(events.nmnist_like(T=16), args.train)
+    ev = subset(data.nmnist_like(T=16), args.train)
     if args.train != 4000:  # the baseline builder trains on the full split
         print("note: --train limits the T = 1, 2, 4 runs and the reduction; the T = 8 baseline uses all 4000",
               file=sys.stderr)

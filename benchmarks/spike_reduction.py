@@ -43,7 +43,8 @@ from pathlib import Path
 import record
 import torch
 
-from snncomp import baselines, data, encoding, energy, events, metrics, models
+from snncomp import baselines, data, energy, metrics, models
+from snncomp.data import encoding
 from snncomp import spike_reduction as sr
 from snncomp.train import TrainConfig, fit
 
@@ -114,7 +115,7 @@ def rate_side(seed: int, save=None, names: list[str] | None = None) -> dict:
     return out
 
 
-EXIT_MODELS = {"conv-rate16": data.mnist5k, "conv-events": lambda: events.nmnist_like(T=16)}
+EXIT_MODELS = {"conv-rate16": data.mnist5k, "conv-events": lambda: data.nmnist_like(T=16)}
 
 
 def early_exit(seed: int, models: tuple[str, ...] = tuple(EXIT_MODELS)) -> dict:

@@ -22,7 +22,8 @@
 import matplotlib.pyplot as plt
 import torch
 
-from snncomp import baselines, data, encoding, energy, metrics, neurons, surrogate
+from snncomp import baselines, data, energy, metrics, neurons, surrogate
+from snncomp.data import encoding
 
 _ = torch.manual_seed(0)
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from snncomp import baselines, data, encoding, energy, metrics, pruning, registry, train
+from snncomp import baselines, data, energy, metrics, pruning, registry, train
+from snncomp.data import encoding
 
 ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "benchmarks" / "results").is_dir())
 

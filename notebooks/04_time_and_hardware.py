@@ -14,7 +14,7 @@
 # # 04 Time and hardware: synthetic events and chip energy profiles
 #
 # Where time matters: MNIST-5k digits turned into **synthetic N-MNIST-like** event streams (three
-# saccades on a 34 x 34 sensor, a log-intensity pixel model, `snncomp.events`), binned into frames with
+# saccades on a 34 x 34 sensor, a log-intensity pixel model, `snncomp.data.sensor`), binned into frames with
 # Tonic, a short training run on those frames, and a cut in time steps. Where hardware matters: one
 # trained model priced under every published chip profile in `snncomp.energy`. Budgets are small so the
 # notebook runs in under a minute; the synthetic streams are cleaner and sparser than a real camera's,
@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from snncomp import data, energy, events, metrics, models, pruning, train
+from snncomp import data, energy, metrics, models, pruning, train
 
 _ = torch.manual_seed(0)
 split = data.mnist5k()
@@ -39,9 +39,9 @@ split = data.mnist5k()
 # sampling step. Events arrive in Tonic's structured layout (`x`, `y`, `t` in µs, `p`).
 
 # %%
-config = events.Saccades(threshold_sigma=0.03)  # v2e's default per-pixel threshold spread
+config = data.sensor.Saccades(threshold_sigma=0.03)  # v2e's default per-pixel threshold spread
 pick = [0, 300, 700]  # three test images of different classes
-few = events.generate(split.test_x[pick], split.test_y[pick], config, seed=0)
+few = data.sensor.generate(split.test_x[pick], split.test_y[pick], config, seed=0)
 for i in range(len(few)):
     e = few[i]
     print(f"digit {few.labels[i]}: {len(e)} events, {e['p'].mean():.2f} ON, t in [{e['t'].min()}, {e['t'].max()}] µs")
@@ -49,7 +49,7 @@ for i in range(len(few)):
     assert e["x"].max() < 34 and e["y"].max() < 34
 
 e0 = few[0]
-strip = events.to_frames(e0, 6, "time", few.duration_us)  # six 50 ms windows, [6, 2, 34, 34]
+strip = data.frames.to_frames(e0, 6, "time", few.duration_us)  # six 50 ms windows, [6, 2, 34, 34]
 assert strip.sum() == len(e0)  # binning by time keeps every event
 fig, axes = plt.subplots(1, 7, figsize=(12, 2.2))
 axes[0].imshow(split.test_x[pick[0], 0], cmap="gray")
@@ -88,15 +88,15 @@ plt.show()
 # %%
 def event_split(n_train: int, n_test: int, T: int) -> data.Split:
     rows = torch.arange(0, len(split.test_y), len(split.test_y) // n_test)[:n_test]  # every class
-    tr = events.generate(split.train_x[:n_train], split.train_y[:n_train], config, seed=0)
-    te = events.generate(split.test_x[rows], split.test_y[rows], config, seed=0)
-    fr = [torch.from_numpy(events.frames(s, T, progress=False)) for s in (tr, te)]
+    tr = data.sensor.generate(split.train_x[:n_train], split.train_y[:n_train], config, seed=0)
+    te = data.sensor.generate(split.test_x[rows], split.test_y[rows], config, seed=0)
+    fr = [torch.from_numpy(data.frames.frames(s, T, progress=False)) for s in (tr, te)]
     return data.Split(fr[0], split.train_y[:n_train], fr[1], split.test_y[rows], "nmnist-like (subset)")
 
 
 ev_split = event_split(400, 200, T=8)
 assert ev_split.train_x.shape[1:] == (8, 2, 34, 34)
-enc = events.Frames(4)
+enc = data.Frames(4)
 model = models.conv_snn(in_shape=(2, 34, 34), channels=(8, 16), seed=0)
 hist = train.fit(model, ev_split, enc, train.TrainConfig(epochs=2, batch_size=32, lr=3e-3, progress=False))
 print("test accuracy per epoch:", [round(r["test_acc"], 3) for r in hist.epochs])
@@ -110,12 +110,12 @@ assert hist.final["test_acc"] > 0.3  # far above chance (0.1) after two short ep
 # 300 ms of events in coarser bins.
 
 # %%
-acc = {T: train.evaluate(model, ev_split.test_x, ev_split.test_y, events.Frames(T)) for T in (4, 2, 1)}
+acc = {T: train.evaluate(model, ev_split.test_x, ev_split.test_y, data.Frames(T)) for T in (4, 2, 1)}
 print("accuracy without retraining:", {T: round(a, 3) for T, a in acc.items()})
 cut = pruning.timestep_reduction(model, ev_split, enc, steps=(2,),
                                  train=train.TrainConfig(epochs=1, batch_size=32, lr=1e-3, progress=False))
 print("after reduction to T=2:", round(cut.info["accuracy"][2], 3), "encoder:", cut.encoder)
-assert cut.encoder.T == 2 and isinstance(cut.encoder, events.Frames)
+assert cut.encoder.T == 2 and isinstance(cut.encoder, data.Frames)
 
 # %% [markdown]
 # ## One model under every chip profile

@@ -27,7 +27,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from snncomp import baselines, data, distillation, encoding, energy, metrics, models, registry
+from snncomp import baselines, data, distillation, energy, metrics, models, registry
+from snncomp.data import encoding
 from snncomp.train import TrainConfig, fit
 
 ROOT = next(p for p in (Path.cwd(), *Path.cwd().parents) if (p / "benchmarks" / "results").is_dir())

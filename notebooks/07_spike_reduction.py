@@ -28,7 +28,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from snncomp import baselines, data, encoding, energy, metrics, spikes
+from snncomp import baselines, data, energy, metrics, spikes
+from snncomp.data import encoding
 from snncomp import spike_reduction as sr
 from snncomp.train import Step, TrainConfig, fit
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from snncomp import data, encoding, models
+from snncomp import data, models
+from snncomp.data import encoding
 
 
 @pytest.fixture(scope="module")

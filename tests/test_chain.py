@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from snncomp import chain, compress, data, encoding, models, registry, train
+from snncomp import chain, compress, data, models, registry, train
+from snncomp.data import encoding
 from snncomp.chain import ChainError, Step
 
 ONE = {"epochs": 1, "batch_size": 64, "progress": False}  # one optimiser step per phase on 32 images

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from snncomp import data, encoding
+from snncomp import data
+from snncomp.data import encoding
 
 
 def test_mnist5k_split_is_stratified_and_deterministic():

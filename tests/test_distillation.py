@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from snncomp import distillation as D, encoding, models, spikes
+from snncomp import distillation as D, models, spikes
+from snncomp.data import encoding
 from snncomp.train import Hook, Step, TrainConfig, fit
 
 ONE = TrainConfig(epochs=1, batch_size=128, progress=False)

@@ -5,7 +5,8 @@ import math
 
 import pytest
 
-from snncomp import encoding, energy, evaluation, metrics, models, registry, train
+from snncomp import energy, evaluation, metrics, models, registry, train
+from snncomp.data import encoding
 
 
 def _published_chips() -> set[str]:

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 import snncomp
-from snncomp import data, encoding, metrics, models, pruning, spike_reduction, spikes, train
+from snncomp import data, metrics, models, pruning, spike_reduction, spikes, train
+from snncomp.data import encoding
 from snncomp.energy import memory
 from snncomp.spike_reduction import synops as synops_mod
 from snncomp.train import TrainConfig, fit

@@ -8,7 +8,8 @@ import warnings
 import pytest
 import torch
 
-from snncomp import data, encoding, energy, metrics, models, neurons
+from snncomp import data, energy, metrics, models, neurons
+from snncomp.data import encoding
 from snncomp.energy import memory as memory_energy
 from snncomp.energy.memory import memory_pj_per_byte
 
@@ -115,7 +116,7 @@ def test_leak_multiply_follows_the_neuron_not_its_class():
     non-leaky neuron that is not an `IF`) pays none, a LIF pays one per neuron per step."""
     from torch import nn
 
-    from snncomp.encoding import Direct
+    from snncomp.data.encoding import Direct
     from snncomp.spike_reduction.temporal_coding import FirstSpikeIF
 
     assert neurons.LIF.leaky and not neurons.IF.leaky and not FirstSpikeIF.leaky

@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from snncomp import encoding, energy, metrics, models
+from snncomp import energy, metrics, models
+from snncomp.data import encoding
 
 
 def test_synops_on_a_hand_worked_linear_layer():

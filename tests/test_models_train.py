@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from snncomp import data, encoding, models, train
+from snncomp import data, models, train
+from snncomp.data import encoding
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +112,8 @@ def test_patience_stops_and_restores_the_best_epoch():
     best epoch's weights back; with no validation part it refuses."""
     import dataclasses
 
-    from snncomp import data as data_mod, encoding, models, train
+    from snncomp import data as data_mod, models, train
+    from snncomp.data import encoding
 
     split = data_mod.digits().with_validation(0.2, 0)
     model = models.mlp_snn(64, hidden=(16,), seed=0)

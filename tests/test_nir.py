@@ -109,7 +109,7 @@ def _grid(model: nn.Module, bits=4, fraction_bits=2, sparsity=0.5) -> nn.Module:
     lambda: _mlp("lif", tau=4.0),
 ], ids=["conv-lif-maxpool", "conv-plif-dense", "mlp-if-soft", "mlp-lif-tau4"])
 def test_round_trip_through_a_file_gives_the_same_spikes(build, tmp_path):
-    from snncomp import encoding
+    from snncomp.data import encoding
 
     model = build().eval()
     with torch.no_grad():  # non-trivial batch-norm statistics, so folding matters
@@ -154,7 +154,7 @@ def models_weights(model: nn.Module):
 
 
 def test_export_metadata_and_nodes():
-    from snncomp import encoding
+    from snncomp.data import encoding
 
     g = nir_io.export(models.conv_snn((1, 8, 8), (4,)).eval(), encoding.Direct(4), dt=1e-3)
     kinds = [type(n).__name__ for n in g.nodes.values()]
@@ -515,7 +515,8 @@ label = "4-bit"
 
 
 def test_cli_compress_reads_and_writes_nir(tmp_path, capsys):
-    from snncomp import encoding, evaluation
+    from snncomp import evaluation
+    from snncomp.data import encoding
     from snncomp.kb import cli
 
     recipe = tmp_path / "quick.toml"

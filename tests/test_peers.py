@@ -5,7 +5,8 @@ against NeuroBench (section 4), magnitude masks against torch.nn.utils.prune."""
 import pytest
 import torch
 
-from snncomp import encoding, metrics, models, neurons
+from snncomp import metrics, models, neurons
+from snncomp.data import encoding
 from snncomp.surrogate import ATan
 
 

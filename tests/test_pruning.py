@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from snncomp import data, encoding, metrics, models, pruning
+from snncomp import data, metrics, models, pruning
+from snncomp.data import encoding
 from snncomp.train import TrainConfig, fit
 
 ENC = encoding.Direct(2)

@@ -8,7 +8,8 @@ import tomllib
 import pytest
 import torch
 
-from snncomp import chain, data, encoding, models, recipes
+from snncomp import chain, data, models, recipes
+from snncomp.data import encoding
 from snncomp.train import TrainConfig
 
 HEAD = 'name = "r"\nbaseline = "conv-direct4"\ndata = "mnist5k"\n'

@@ -18,7 +18,8 @@ import math
 import pytest
 import torch
 
-from snncomp import data, encoding, metrics, models, pruning, registry, spikes
+from snncomp import data, metrics, models, pruning, registry, spikes
+from snncomp.data import encoding
 from snncomp.compress import Compressed
 from snncomp.train import Hook, Step, TrainConfig, fit
 

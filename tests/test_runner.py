@@ -8,7 +8,8 @@ import subprocess
 import pytest
 import torch
 
-from snncomp import baselines, chain, encoding, models, recipes, registry, runner
+from snncomp import baselines, chain, models, recipes, registry, runner
+from snncomp.data import encoding
 from snncomp.kb import cli
 from snncomp.train import TrainConfig
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from snncomp import data, encoding, metrics, models, spikes
+from snncomp import data, metrics, models, spikes
+from snncomp.data import encoding
 from snncomp import spike_reduction as sr
 from snncomp.train import Step, TrainConfig, fit
 

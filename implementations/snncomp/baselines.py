@@ -37,11 +37,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import data, encoding, events, models
+from . import data, models
+from .data import encoding
 from .files import cache_folder, write_atomic
 from .train import TrainConfig, fit
 
-__all__ = ["Baseline", "BASELINES", "VALIDATION", "cache_dir", "trained", "record", "mnist1k", "split", "environment"]
+__all__ = ["Baseline", "BASELINES", "VALIDATION", "cache_dir", "trained", "record", "split", "environment"]
 
 VALIDATION = (0.1, 0)  # (fraction of the training images, carving seed) held out of every baseline's training
 
@@ -68,7 +69,7 @@ class Baseline:
         if self.config.patience:  # early stopping is out of the config's repr (see TrainConfig.patience)
             spec["patience"] = self.config.patience
         if self.dataset == "nmnist-like":  # the synthetic sensor's settings make the data: they key it too
-            spec["sensor"] = repr(events.Saccades())
+            spec["sensor"] = repr(data.sensor.Saccades())
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -99,7 +100,7 @@ BASELINES: dict[str, Baseline] = {
     "conv-fc256-ann": Baseline(models.conv_ann, kwargs={"hidden": (256,)}, encoder=encoding.Direct(1)),
     # the same conv SNN on synthetic N-MNIST-like events: 2 x 34 x 34 frames, 16 time bins merged into 8;
     # trained until its validation accuracy has not risen for 2 epochs (at most 12), best epoch kept
-    "conv-events": Baseline(models.conv_snn, kwargs={"in_shape": (2, 34, 34)}, encoder=events.Frames(8),
+    "conv-events": Baseline(models.conv_snn, kwargs={"in_shape": (2, 34, 34)}, encoder=data.Frames(8),
                             config=TrainConfig(epochs=12, patience=2), dataset="nmnist-like"),
     # distillation teacher for the little-data setting: the conv ANN trained on the same 1000 images as its students
     "conv-ann-1k": Baseline(models.conv_ann, encoder=encoding.Direct(1), config=TrainConfig(epochs=16), dataset="mnist1k"),
@@ -110,14 +111,7 @@ BASELINES: dict[str, Baseline] = {
                                     config=TrainConfig(epochs=4), dataset="digits", ann="digits-conv-ann"),
 }
 
-def mnist1k() -> data.Split:
-    """MNIST-5k with only its first 1000 training images (about 100 per class) and all 1000 test images:
-    the little-data setting of the distillation section."""
-    s = data.mnist5k()
-    return data.Split(s.train_x[:1000], s.train_y[:1000], s.test_x, s.test_y, "mnist1k")
-
-
-_DATA = {"mnist5k": data.mnist5k, "digits": data.digits, "mnist1k": mnist1k, "nmnist-like": events.nmnist_like}
+_DATA = {"mnist5k": data.mnist5k, "digits": data.digits, "mnist1k": data.mnist1k, "nmnist-like": data.nmnist_like}
 
 
 def split(name: str) -> data.Split:

@@ -50,7 +50,7 @@ from . import registry
 from .compress import Compressed, run_phase
 from .constraints import broken, constraints, declarations, declarations_table
 from .data import Split
-from .encoding import Encoder
+from .data.encoding import Encoder
 from .registry import FREEZABLE, all_but
 from .train import TrainConfig
 

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .data import Split
-from .encoding import Encoder
+from .data.encoding import Encoder
 from .train import Hook, LossTerm, TrainConfig, fit
 
 __all__ = ["Compressed", "budget", "run_phase", "bake", "bake_", "bake_weights", "unparametrize", "own_class"]

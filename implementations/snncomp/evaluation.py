@@ -45,7 +45,7 @@ from torch import nn
 
 from . import energy, metrics
 from .data import Split
-from .encoding import Encoder
+from .data.encoding import Encoder
 from .energy import memory as memory_model
 
 __all__ = ["measure_all", "compare_ann", "weight_bits", "state_bits", "regime_for_bits", "memory_at_bits", "REPORT_FIELDS"]

@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
 from .compress import bake
-from .encoding import Encoder
+from .data.encoding import Encoder
 from .neurons import SpikingNeuron
 from .spikes import hooked, is_spike_tensor
 from .train import eval_batches

@@ -15,7 +15,7 @@ from torch import nn
 
 from . import baselines, chain, registry
 from .chain import options_of
-from .encoding import Encoder
+from .data.encoding import Encoder
 from .recipe import _BUDGET_FIELDS, BUDGETS, TRAIN, Recipe, RecipeError, _closest, _student_problem
 from .train import TrainConfig
 

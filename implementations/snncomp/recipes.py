@@ -55,7 +55,7 @@ from torch import nn
 from . import chain
 from .compress import Compressed
 from .data import Split
-from .encoding import Encoder
+from .data.encoding import Encoder
 from .recipe import (BUDGETS, STEP_KEYS, STUDENT_BUILDERS, TOP_LEVEL, TRAIN, Recipe, RecipeError, build_student,
                      from_dict, to_dict)
 from .recipe_checks import options_of, validate

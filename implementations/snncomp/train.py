@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from . import spikes as spike_rec
 from .data import Split
-from .encoding import Encoder
+from .data.encoding import Encoder
 
 __all__ = ["TrainConfig", "NONE", "Step", "Hook", "History", "LossTerm", "fit", "eval_batches", "evaluate", "predict"]
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from ..data import Split
-from ..encoding import Encoder
+from ..data.encoding import Encoder
 from ..registry import all_but, register
 from ..train import Hook, LossTerm, Step, TrainConfig
 from .losses import soft_target_loss, readout as read_student, spike_rate

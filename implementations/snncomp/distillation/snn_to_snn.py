@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from ..data import Split
-from ..encoding import Encoder
+from ..data.encoding import Encoder
 from ..neurons import SpikingNeuron
 from ..registry import all_but, register
 from ..train import Hook, LossTerm, TrainConfig

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import baselines
-from ..encoding import Encoder
+from ..data.encoding import Encoder
 from ..neurons import SpikingNeuron
 from ..spikes import hooked
 from ..train import Step

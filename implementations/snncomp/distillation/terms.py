@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from .. import spikes as spike_rec
 from ..compress import Compressed, budget, run_phase
 from ..data import Split
-from ..encoding import Encoder
+from ..data.encoding import Encoder
 from ..metrics import count_params
 from ..train import NONE, Hook, LossTerm, Step, TrainConfig, evaluate
 from .losses import READOUTS, attention_loss, feature_loss, readout, soft_target_loss, spike_rate

@@ -54,7 +54,7 @@ from math import ceil, prod
 import torch
 from torch import Tensor, nn
 
-from ..encoding import Encoder
+from ..data.encoding import Encoder
 from ..metrics import weight_layers
 from ..neurons import SpikingNeuron
 from ..spikes import hooked, is_spike_tensor

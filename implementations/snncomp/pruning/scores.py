@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import spikes as spike_rec
-from ..encoding import Encoder
+from ..data.encoding import Encoder
 from ..models import MLP, ConvBlock, ConvNet, block_neuron
 from ..train import eval_batches
 

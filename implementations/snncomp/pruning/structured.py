@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..compress import Compressed, budget, run_phase
 from ..data import Split
-from ..encoding import Encoder
+from ..data.encoding import Encoder
 from ..models import ConvNet
 from ..registry import all_but, register
 from ..train import NONE, Hook, LossTerm, Step, TrainConfig

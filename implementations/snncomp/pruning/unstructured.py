@@ -33,7 +33,7 @@ from torch.nn.utils import parametrize
 
 from ..compress import Compressed, bake_weights, budget, run_phase
 from ..data import Split
-from ..encoding import Encoder
+from ..data.encoding import Encoder
 from ..metrics import weight_sparsity
 from ..registry import all_but, register
 from ..train import NONE, Hook, LossTerm, Step, TrainConfig

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..encoding import Encoder
+from ..data.encoding import Encoder
 from ..neurons import IF, LIF
 from .membrane_potential import spiking_blocks
 from .quantizers import FakeQuantize, GridInput, MembraneQuantizer, quantizer_of

@@ -30,7 +30,7 @@ from torch.nn.utils import parametrize
 
 from ..compress import Compressed, budget, run_phase
 from ..data import Split
-from ..encoding import Encoder
+from ..data.encoding import Encoder
 from ..metrics import weight_layers
 from ..neurons import AdaptiveLIF, SpikingNeuron
 from ..models import block_neuron

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from ..encoding import Encoder
+from ..data.encoding import Encoder
 
 __all__ = ["check_bits", "check_scale", "qrange", "fake_quantize", "minmax_scale", "power_of_two", "round_to_grid",
            "fixed_point_step", "FakeQuantize", "MinMaxFakeQuantize", "FixedPointQuantize", "LSQQuantizer", "MembraneQuantizer", "GridInput", "add_quantizer", "quantizer_of", "quantizers_of", "weight_quantizers"]

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..compress import Compressed, budget, run_phase
 from ..data import Split
-from ..encoding import Encoder
+from ..data.encoding import Encoder
 from ..metrics import weight_layers
 from ..registry import all_but, register
 from ..train import NONE, Hook, LossTerm, TrainConfig

@@ -39,7 +39,7 @@ from torch.nn import functional as F
 
 from ..compress import Compressed, budget, run_phase
 from ..data import Split
-from ..encoding import Encoder
+from ..data.encoding import Encoder
 from ..neurons import SpikingNeuron
 from ..registry import all_but, register
 from ..spikes import hooked, record_inputs

