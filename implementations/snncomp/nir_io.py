@@ -69,6 +69,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data.encoding import Encoder
 from .models import MLP, ConvBlock, ConvNet, DenseBlock
 from .neurons import IF, LIF, PLIF, SpikingNeuron
 from .nir_export import KEY, _above, export, fold_batchnorm
@@ -239,14 +240,12 @@ def _encoder(meta: dict):
     name = meta.get("encoder")
     if name is None:
         return None
-    from . import compress as _c  # the Encoder base class, wherever the encoders live
-
     def subclasses(cls):
         for s in cls.__subclasses__():
             yield s
             yield from subclasses(s)
 
-    found = {c.__name__: c for c in subclasses(_c.Encoder)}
+    found = {c.__name__: c for c in subclasses(Encoder)}  # every encoder the package defines
     name = _text(name)
     if name not in found:
         raise ValueError(f"load: the graph names encoder {name!r}, which snncomp does not have "
