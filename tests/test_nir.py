@@ -445,6 +445,8 @@ def test_trap_strict_threshold_on_a_weight_grid():
           f"{_count(runs[False])} with theta itself")
     _same(ours, runs[True])
     assert _count(runs[False]) < _count(ours)
+    back, _ = nir_io.load(nir_io.export(model, exact_threshold=False))  # our metadata says: theta itself
+    _same(ours, _ours(back, x))
 
 
 def test_trap_order_of_leak_and_reset_in_snntorch_subtract():

@@ -44,7 +44,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     r"""A copy of a `ConvNet` whose blocks' `BatchNorm2d` are folded into their convolutions (eval-mode
     statistics): $W' = W s$, $b' = \beta + (b - \mu) s$ with $s = \gamma / \sqrt{\sigma^2 + \epsilon}$ per output
     channel, computed in float64 and stored in float32. The folded model computes the same function up to
-    float32 rounding; it is the model `export` writes. Other models are copied unchanged."""
+    float32 rounding; it is the model `export` writes. Other models are only copied (and baked)."""
     out = compress.bake(model)
     for block in getattr(out, "blocks", []):
         if isinstance(block, ConvBlock) and isinstance(block.bn, nn.BatchNorm2d):

@@ -29,7 +29,8 @@ $V[t] = H[t](1 - S[t]) + V_{reset} S[t]$ (hard) or $V[t] = H[t] - \theta S[t]$ (
 $v > v_{threshold}$, so `export` writes the largest float32 below our $\theta$ (with `exact_threshold`,
 the default): NIR's strict comparison then fires on exactly the float32 potentials where our $\ge$ does,
 and a potential that lands on $\theta$ (weights on a quantization grid make that common) spikes in every
-reader that follows NIR. `load` does the reverse, taking the smallest float32 above $v_{threshold}$.
+reader that follows NIR. `load` does the reverse, taking the smallest float32 above $v_{threshold}$ (except
+in a graph we wrote with `exact_threshold=False`, whose metadata says it holds $\theta$ itself).
 
 NIR has no reset by subtraction. A soft-reset neuron is written as NIR's neuron with $v_{reset} = 0$ and
 `metadata["snncomp"]["reset"] = "subtract"`; `load` honours that key, a reader that ignores it resets to
@@ -154,7 +155,8 @@ def _close(a: torch.Tensor, b: torch.Tensor | float) -> bool:
     return bool(torch.allclose(a, torch.as_tensor(b, dtype=a.dtype).expand_as(a), rtol=1e-6, atol=1e-12))
 
 
-def _neuron(node: nir.NIRNode, name: str, c: int, dt: float) -> SpikingNeuron:
+def _neuron(node: nir.NIRNode, name: str, c: int, dt: float, strict: bool) -> SpikingNeuron:
+    above = _above if strict else (lambda t: np.asarray(t, dtype=np.float32))
     meta = _meta(node)
     soft = _text(meta.get("reset", "zero")) == "subtract"
     thr = _channels(node.v_threshold, name, "v_threshold", c)
@@ -188,14 +190,14 @@ def _neuron(node: nir.NIRNode, name: str, c: int, dt: float) -> SpikingNeuron:
             with torch.no_grad():
                 neuron.w.copy_(torch.as_tensor(np.asarray(w, np.float32)).view(-1) if w is not None
                                else (-torch.log(tau - 1.0)).float())  # sigmoid(w) = 1 / tau
-            neuron.threshold = torch.from_numpy(_above(thr.numpy()))
+            neuron.threshold = torch.from_numpy(above(thr.numpy()))
             return neuron
         neuron = LIF(c, reset="soft" if soft else "hard")
         neuron.tau = tau.float()
     # move a gain g != 1 onto the threshold (and the reset value): g X against theta is X against theta / g
     unit = _close(g, 1.0)
     theta = thr if unit else thr / g
-    neuron.threshold = torch.from_numpy(_above(theta.numpy()))
+    neuron.threshold = torch.from_numpy(above(theta.numpy()))
     if not torch.all(neuron.threshold > 0):
         raise ValueError(f"load: node {name!r}: v_threshold / gain must be positive")
     if isinstance(neuron, LIF) and not soft:
@@ -279,6 +281,7 @@ def load(graph_or_path: nir.NIRGraph | str | Path, *, dt: float | None = None):
         dt = float(gmeta.get("dt", 1.0))
     if not (dt > 0 and math.isfinite(dt)):
         raise ValueError(f"load: dt must be a positive finite number, got {dt!r}")
+    strict = bool(gmeta.get("exact_threshold", True))  # False: our own graph holding theta itself (we fire on >=)
     order = _chain(graph)
     nodes = [(n, graph.nodes[n]) for n in order[1:-1]]
     in_shape = tuple(int(v) for v in np.asarray(graph.nodes[order[0]].input_type["input"]).reshape(-1))
@@ -298,7 +301,7 @@ def load(graph_or_path: nir.NIRGraph | str | Path, *, dt: float | None = None):
             conv = _conv(node)
             if i + 1 >= len(nodes) or not isinstance(nodes[i + 1][1], (nir.LIF, nir.IF)):
                 raise ValueError(f"load: node {name!r}: a convolution must be followed by a LIF or IF neuron")
-            neuron = _neuron(nodes[i + 1][1], nodes[i + 1][0], conv.out_channels, dt)
+            neuron = _neuron(nodes[i + 1][1], nodes[i + 1][0], conv.out_channels, dt, strict)
             block = ConvBlock(conv.in_channels, conv.out_channels, neuron, kernel_size=conv.kernel_size[0], pool=1)
             block.conv, block.bn = conv, nn.Identity()
             i += 2
@@ -327,7 +330,7 @@ def load(graph_or_path: nir.NIRGraph | str | Path, *, dt: float | None = None):
             conv_part = False
             fc = _dense(node)
             if i + 1 < len(nodes) and isinstance(nodes[i + 1][1], (nir.LIF, nir.IF)):
-                neuron = _neuron(nodes[i + 1][1], nodes[i + 1][0], fc.out_features, dt)
+                neuron = _neuron(nodes[i + 1][1], nodes[i + 1][0], fc.out_features, dt, strict)
                 block = DenseBlock(fc.in_features, fc.out_features, neuron)
                 block.fc = fc
                 blocks.append(block)
