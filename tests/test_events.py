@@ -167,7 +167,7 @@ def test_read_real_nmnist_file_and_folder(tmp_path):
 
 def test_event_baseline_is_wired():
     spec = baselines.BASELINES["conv-events"]
-    assert baselines._DATA[spec.dataset] is data.nmnist_like and isinstance(spec.encoder, data.Frames)
+    assert data.catalog.get(spec.dataset).loader is data.nmnist_like and isinstance(spec.encoder, data.Frames)
     model = spec.build(seed=0, **spec.kwargs)
     x = torch.zeros(3, 16, 2, 34, 34, dtype=torch.uint8)
     x[:, ::3, :, 10:20, 10:20] = 1

@@ -14,6 +14,14 @@ Every baseline is trained without the validation part of its data set (`VALIDATI
 that same split, so any setting chosen later on `split(name).validation()` is chosen on images the
 baseline never saw, and the test images are kept for the reported numbers.
 
+A baseline can be trained on another data set than its own (`trained(name, seed, data=NAME)`, the runs of
+`snncomp bench --data NAME`): `on_data(name, NAME)` keeps its architecture, training budget and number of
+time steps and takes the input shape and the number of classes from the data (an event set is fed through
+`data.Frames`, an image set through `Direct` when the baseline's own input was events). Data sets drawn
+from the same images (`mnist1k` from MNIST-5k, `data.catalog.Dataset.source`) keep the baseline as it is.
+The key of such a baseline holds the data set's name and, for a set read from the local disk, the identity
+of its files (`data.catalog.identity`: names, sizes, modification times), so changed files retrain it.
+
 The cache folder is `$SNNCOMP_CACHE/baselines` when that variable is set, else `.cache/baselines`
 at the root of the source tree (an editable install), else `~/.cache/snncomp/baselines`. Beside the
 weights, a small JSON record keeps how the weights were made (per-epoch history, seconds, date and the
@@ -26,23 +34,27 @@ import dataclasses
 import datetime as dt
 import fcntl
 import hashlib
+import inspect
 import io
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from . import data, models
-from .data import encoding
+from .data import catalog, encoding
 from .files import cache_folder, write_atomic
 from .train import TrainConfig, fit
 
-__all__ = ["Baseline", "BASELINES", "VALIDATION", "cache_dir", "trained", "record", "split", "environment"]
+__all__ = ["Baseline", "BASELINES", "VALIDATION", "cache_dir", "trained", "record", "split", "on_data", "retrains",
+           "environment"]
 
 VALIDATION = (0.1, 0)  # (fraction of the training images, carving seed) held out of every baseline's training
 
@@ -70,6 +82,8 @@ class Baseline:
             spec["patience"] = self.config.patience
         if self.dataset == "nmnist-like":  # the synthetic sensor's settings make the data: they key it too
             spec["sensor"] = repr(data.sensor.Saccades())
+        if catalog.get(self.dataset).local:  # files on disk: their names, sizes and times key the weights
+            spec["files"] = catalog.identity(self.dataset)
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -111,15 +125,68 @@ BASELINES: dict[str, Baseline] = {
                                     config=TrainConfig(epochs=4), dataset="digits", ann="digits-conv-ann"),
 }
 
-_DATA = {"mnist5k": data.mnist5k, "digits": data.digits, "mnist1k": data.mnist1k, "nmnist-like": data.nmnist_like}
-
-
-def split(name: str) -> data.Split:
-    """The data of baseline `name` as it was trained: the training images without the validation part,
-    which is in `val_x`/`val_y`, and the untouched test images."""
+def retrains(name: str, dataset: str | None) -> bool:
+    """Whether baseline `name` is trained anew for `dataset`: a data set not drawn from the baseline's own
+    images (`data.catalog.Dataset.source`)."""
     if name not in BASELINES:
         raise KeyError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
-    return _DATA[BASELINES[name].dataset]().with_validation(*VALIDATION)
+    own = BASELINES[name].dataset
+    return dataset is not None and catalog.get(dataset).same_as != catalog.get(own).same_as
+
+
+@lru_cache(maxsize=2)
+def _local(dataset: str, identity: str) -> data.Split:  # keyed by the files' identity: changed files reload
+    return catalog.load(dataset)
+
+
+def _load(dataset: str) -> data.Split:
+    """Data set `dataset` as `data.catalog.load` gives it; a local one is kept for the next call (at most two)."""
+    if catalog.get(dataset).local:
+        return _local(dataset, catalog.identity(dataset))
+    return catalog.load(dataset)
+
+
+def on_data(name: str, dataset: str) -> Baseline:
+    """Baseline `name` as trained on `dataset`: itself when `dataset` holds its own images (`retrains` is
+    false), else its architecture with the input shape (`in_shape`, or `in_features` for an MLP) and the
+    number of classes of `dataset`, and an encoder of the same number of steps that fits the data."""
+    if not retrains(name, dataset):  # an unknown baseline or data set is a KeyError naming the known ones
+        return BASELINES[name]
+    spec = BASELINES[name]
+    s = _load(dataset)
+    events = catalog.is_events(s)
+    sample = tuple(s.train_x.shape[2:] if events else s.train_x.shape[1:])  # [P, H, W] or [C, H, W]
+    params = inspect.signature(spec.build).parameters
+    kwargs = dict(spec.kwargs)
+    if "in_shape" in params:
+        blocks = len(kwargs.get("channels", params["channels"].default)) if "channels" in params else 0
+        if len(sample) != 3 or min(sample[1:]) < 2 ** blocks:
+            raise ValueError(f"baseline {name!r}: its {blocks} pooling conv block(s) need inputs [C, H, W] of at "
+                             f"least {2 ** blocks} x {2 ** blocks}; data set {dataset!r} gives {list(sample)} "
+                             "(choose an MLP baseline such as mlp-direct4)")
+        kwargs["in_shape"] = sample
+    elif "in_features" in params:
+        kwargs["in_features"] = math.prod(sample)
+    else:
+        raise ValueError(f"baseline {name!r}: {spec.build.__qualname__} takes neither in_shape nor in_features, "
+                         f"so it cannot be fitted to data set {dataset!r}")
+    if "num_classes" in params:
+        kwargs["num_classes"] = s.num_classes
+    enc = spec.encoder
+    if events and not isinstance(enc, data.Frames):
+        enc = data.Frames(enc.T)
+    elif not events and isinstance(enc, data.Frames):
+        enc = encoding.Direct(enc.T)
+    return dataclasses.replace(spec, kwargs=kwargs, encoder=enc, dataset=dataset)
+
+
+def split(name: str, dataset: str | None = None) -> data.Split:
+    """The data of baseline `name` as it was trained, or of `dataset` when given (the data a run on that
+    data set uses): the training images without the validation part, which is in `val_x`/`val_y`, and the
+    untouched test images."""
+    if name not in BASELINES:
+        raise KeyError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+    return _load(dataset or BASELINES[name].dataset).with_validation(*VALIDATION)
 
 
 def cache_dir() -> Path:
@@ -127,18 +194,22 @@ def cache_dir() -> Path:
     return cache_folder("baselines")
 
 
-def _paths(name: str, seed: int) -> tuple[Path, Path]:
-    base = cache_dir() / f"{name}-seed{seed}-{BASELINES[name].key(seed)}"
+def _paths(name: str, seed: int, dataset: str | None = None) -> tuple[Path, Path]:
+    spec = on_data(name, dataset) if retrains(name, dataset) else BASELINES[name]
+    label = name if spec is BASELINES[name] else f"{name}@{spec.dataset}"
+    base = cache_dir() / f"{label}-seed{seed}-{spec.key(seed)}"
     return base.with_suffix(".pt"), base.with_suffix(".json")
 
 
-def trained(name: str = "conv-direct4", seed: int = 0) -> tuple[nn.Module, encoding.Encoder]:
-    """The trained baseline `name` at `seed` and its encoder, trained on first use, loaded afterwards."""
+def trained(name: str = "conv-direct4", seed: int = 0, data: str | None = None) -> tuple[nn.Module, encoding.Encoder]:
+    """The trained baseline `name` at `seed` and its encoder, trained on first use, loaded afterwards; with
+    `data`, the baseline as trained on that data set (`on_data`)."""
     if name not in BASELINES:
         raise KeyError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
-    spec = BASELINES[name]
+    retrain = retrains(name, data)
+    spec = on_data(name, data) if retrain else BASELINES[name]
     model = spec.build(seed=seed, **spec.kwargs)
-    weights, meta = _paths(name, seed)
+    weights, meta = _paths(name, seed, data)
     if weights.exists():
         model.load_state_dict(torch.load(weights, weights_only=True))
         return model, spec.encoder
@@ -149,22 +220,23 @@ def trained(name: str = "conv-direct4", seed: int = 0) -> tuple[nn.Module, encod
         if weights.exists():
             model.load_state_dict(torch.load(weights, weights_only=True))
             return model, spec.encoder
-        print(f"training baseline {name} seed {seed} (first use; cached afterwards)", file=sys.stderr, flush=True)
+        on = f" on {spec.dataset}" if retrain else ""
+        print(f"training baseline {name}{on} seed {seed} (first use; cached afterwards)", file=sys.stderr, flush=True)
         config = dataclasses.replace(spec.config, seed=seed, progress=sys.stderr.isatty())  # the epoch bar on a terminal
         env = _environment()
         t0 = time.perf_counter()
-        hist = fit(model, split(name), spec.encoder, config)
+        hist = fit(model, split(name, spec.dataset), spec.encoder, config)
         seconds = time.perf_counter() - t0
         buf = io.BytesIO()
         torch.save(model.state_dict(), buf)
-        write_atomic(meta, json.dumps({"name": name, "seed": seed, "seconds": round(seconds, 1),
+        write_atomic(meta, json.dumps({"name": name, "data": spec.dataset, "seed": seed, "seconds": round(seconds, 1),
                                        "date": dt.date.today().isoformat(), **env, "history": hist.epochs}, indent=1))
         write_atomic(weights, buf.getvalue())  # last: the weights existing means the record does too
     return model, spec.encoder
 
 
-def record(name: str = "conv-direct4", seed: int = 0) -> dict:
-    """How the cached weights of `trained(name, seed)` were made: history, seconds, date, and the torch
+def record(name: str = "conv-direct4", seed: int = 0, data: str | None = None) -> dict:
+    """How the cached weights of `trained(name, seed, data)` were made: history, seconds, date, and the torch
     version, CPU capability, threads and device that trained them."""
-    trained(name, seed)
-    return json.loads(_paths(name, seed)[1].read_text())
+    trained(name, seed, data)
+    return json.loads(_paths(name, seed, data)[1].read_text())

@@ -26,7 +26,8 @@ def _content(recipe) -> str:
 @dataclass(frozen=True)
 class Run:
     """One run: `recipe` applied to the trained baseline `baseline` at `seed`, on the data set `data`
-    (default: the baseline's own)."""
+    (default: the baseline's own; a data set of other images trains the baseline's architecture on it, see
+    `baselines.on_data`)."""
 
     recipe: object  # a recipes.Recipe (name, steps)
     baseline: str = SHARED_BASELINE
@@ -40,6 +41,9 @@ class Run:
             if self.baseline not in baselines.BASELINES:
                 raise KeyError(f"unknown baseline {self.baseline!r}; known: {', '.join(baselines.BASELINES)}")
             object.__setattr__(self, "data", baselines.BASELINES[self.baseline].dataset)
+        from .data import catalog
+
+        catalog.get(self.data)  # an unknown data set is a KeyError naming the known ones
 
     @property
     def digest(self) -> str:
@@ -86,12 +90,13 @@ def _quick_recipe(recipe):
 
 
 def board(*, quick: bool = False, seeds: Sequence[int] = (0, 1, 2), only: Sequence[str] | None = None,
-          baseline: str = SHARED_BASELINE) -> list[Run]:
+          baseline: str = SHARED_BASELINE, data: str = "") -> list[Run]:
     """The leaderboard's runs: every registered transform with its default options as a one-step recipe
     (the distillation ones with the baseline's ANN as teacher), then every recipe of `recipes.builtin()`
     on its own baseline (or `baseline`), for each seed. `quick`: seed 0, `QUICK_METHODS` and the first
     `QUICK_RECIPES` recipes with one-epoch budgets. `only`: keep the runs whose recipe name is listed
-    (an unknown name is a `KeyError` listing the names there are)."""
+    (an unknown name is a `KeyError` listing the names there are). `data`: every run on that data set (a
+    name of `snncomp.data.catalog`), its baselines trained on it (`snncomp bench --data NAME`)."""
     from . import baselines, recipes, registry
 
     seeds = (0,) if quick else tuple(seeds)
@@ -119,5 +124,8 @@ def board(*, quick: bool = False, seeds: Sequence[int] = (0, 1, 2), only: Sequen
         if unknown:
             raise KeyError(f"no board run named {', '.join(unknown)}; runs: {', '.join(names)}")
         plans = [p for p in plans if p.name in only]
-    return [Run(p, getattr(p, "baseline", None) or baseline, s, getattr(p, "data", None) or "")
+    if data:  # a teacher named by a baseline is trained on its own images: left out where the run's are others
+        plans = [p for p in plans if not any(isinstance(t := s.options.get("teacher"), str) and t in baselines.BASELINES
+                                             and baselines.retrains(t, data) for s in p.steps)]
+    return [Run(p, getattr(p, "baseline", None) or baseline, s, data or getattr(p, "data", None) or "")
             for p in plans for s in seeds]

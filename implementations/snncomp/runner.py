@@ -102,13 +102,10 @@ def resolve_device(device: str) -> str:
 
 
 def _split(run: Run):
+    """The run's data set with the baselines' validation part carved out (`baselines.split`)."""
     from . import baselines
 
-    if run.data == baselines.BASELINES[run.baseline].dataset:
-        return baselines.split(run.baseline)
-    if run.data not in baselines._DATA:
-        raise KeyError(f"unknown data set {run.data!r}; known: {', '.join(baselines._DATA)}")
-    return baselines._DATA[run.data]().with_validation(*baselines.VALIDATION)
+    return baselines.split(run.baseline, run.data)
 
 
 def _to(split, device: str):
@@ -123,13 +120,15 @@ def _to(split, device: str):
 def run_recipe(run: Run, device: str = "cpu") -> dict:
     """The default run function: the trained baseline, `recipes.apply` with a measurement after every step,
     and for a baseline with an ANN of the same architecture (`baselines.Baseline.ann`) the last step
-    compared with that ANN (`evaluation.compare_ann`). Returns `{"steps": [measurements...]}`.
+    compared with that ANN (`evaluation.compare_ann`). Returns `{"steps": [measurements...]}`. On a data set
+    not drawn from the baseline's own images the baseline (and its ANN) is the one trained on that data set
+    (`baselines.on_data`).
 
     On a CUDA device the model and the data tensors are moved there before the recipe runs; the
     measurements are the same code on that device."""
     from . import baselines, evaluation, recipes
 
-    model, encoder = baselines.trained(run.baseline, run.seed)
+    model, encoder = baselines.trained(run.baseline, run.seed, run.data)
     split = _split(run)
     if device != "cpu":
         model, split = model.to(device), _to(split, device)
@@ -138,8 +137,8 @@ def run_recipe(run: Run, device: str = "cpu") -> dict:
     if applied.measures:  # the recipe's measures of the final model, beside its last measurement
         steps[-1]["measures"] = applied.measures
     ann = baselines.BASELINES[run.baseline].ann
-    if ann and baselines.BASELINES[ann].dataset == run.data:
-        ann_model, ann_encoder = baselines.trained(ann, run.seed)
+    if ann and (baselines.BASELINES[ann].dataset == run.data or baselines.retrains(ann, run.data)):
+        ann_model, ann_encoder = baselines.trained(ann, run.seed, run.data)
         if device != "cpu":
             ann_model = ann_model.to(device)
         steps[-1].update(evaluation.compare_ann(steps[-1], ann_model, ann_encoder, split))
@@ -214,12 +213,12 @@ def _prepare(runs: Sequence[Run], threads: int, show: bool, jobs: int = 1) -> No
     many baselines train at once in worker processes (the cache's lock files keep two from training one)."""
     from . import baselines
 
-    needed: dict[tuple[str, int], None] = {}
-    for r in runs:
-        needed[(r.baseline, r.seed)] = None
+    needed: dict[tuple, None] = {}
+    for r in runs:  # (name, seed), or (name, seed, data) for a baseline trained on the run's data set
+        needed[(r.baseline, r.seed, r.data) if baselines.retrains(r.baseline, r.data) else (r.baseline, r.seed)] = None
         ann = baselines.BASELINES[r.baseline].ann
         if ann:
-            needed[(ann, r.seed)] = None
+            needed[(ann, r.seed, r.data) if baselines.retrains(ann, r.data) else (ann, r.seed)] = None
         for step in r.recipe.steps:  # teachers named by a baseline
             teacher = step.options.get("teacher")
             if isinstance(teacher, str) and teacher in baselines.BASELINES:
@@ -230,18 +229,18 @@ def _prepare(runs: Sequence[Run], threads: int, show: bool, jobs: int = 1) -> No
 
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                  initargs=(threads,)) as pool:
-            for name, seed in needed:
+            for name, seed, *on in needed:
                 if show:
-                    print(f"baseline {name} seed {seed}", file=sys.stderr, flush=True)
+                    print(f"baseline {name}{''.join(f' on {d}' for d in on)} seed {seed}", file=sys.stderr, flush=True)
             list(pool.map(_train_baseline, needed))
         return
-    for name, seed in needed:
+    for name, seed, *on in needed:
         if show:
-            print(f"baseline {name} seed {seed}", file=sys.stderr, flush=True)
-        _train_baseline((name, seed), threads)
+            print(f"baseline {name}{''.join(f' on {d}' for d in on)} seed {seed}", file=sys.stderr, flush=True)
+        _train_baseline((name, seed, *on), threads)
 
 
-def _train_baseline(name_seed: tuple[str, int], threads: int | None = None) -> None:
+def _train_baseline(name_seed: tuple, threads: int | None = None) -> None:
     import torch
 
     from . import baselines

@@ -48,6 +48,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .data.catalog import DATASETS
 from .recipe import _closest
 
 __all__ = ["SpecError", "RunSpec", "Table", "Target", "Spec", "load", "loads", "runs", "all_specs", "command", "spec_board",
@@ -342,9 +343,9 @@ def _run(r: Mapping, name: str, section: str, source: str, at, i: int, step_line
         raise SpecError(f"{at('run', i, 'baseline')}: unknown baseline {baseline!r}"
                         f"{_closest(str(baseline), list(baselines.BASELINES))}")
     data = r.get("data", getattr(recipe, "data", None) or baselines.BASELINES[baseline].dataset)
-    if data not in baselines._DATA:
+    if data not in DATASETS:
         raise SpecError(f"{at('run', i, 'data')}: unknown data set {data!r}"
-                        f"{_closest(str(data), list(baselines._DATA))}")
+                        f"{_closest(str(data), list(DATASETS))}")
     # the recipe names the baseline (its encoder is the chain's); its data only when it is the baseline's own
     own = data == baselines.BASELINES[baseline].dataset
     line = int(at("run", i).rsplit(":", 1)[1])

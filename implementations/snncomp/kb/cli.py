@@ -6,7 +6,7 @@
     snncomp export --format json|csv [--output FILE]
     snncomp validate
     snncomp compress RECIPE.toml [--baseline NAME] [--nir MODEL.nir] [--seed N] [--out FILE.pt|FILE.nir] [--device cpu|cuda] [--threads N]
-    snncomp bench [--quick] [--jobs N] [--seeds 0,1,2] [--only NAMES] [--spec NAME] [--output PATH] [--threads N] [--device D] [--executor local|ray]
+    snncomp bench [--quick] [--jobs N] [--seeds 0,1,2] [--only NAMES] [--spec NAME | --data NAME [--data-root DIR]] [--output PATH] [--threads N] [--device D] [--executor local|ray]
 
 An unknown key, method or section exits with status 2 and the closest matches. Output piped into a
 reader that stops early (`snncomp list | head`) ends without a traceback, with status 141 (128 + SIGPIPE,
@@ -258,14 +258,22 @@ def _bench(args, argv: list[str]) -> int:
         return _fail("--jobs and --threads must be at least 1")
     only = [x for x in args.only.split(",") if x] if args.only else None
     spec_names = [x.strip() for s in args.spec for x in s.split(",") if x.strip()]
+    if args.data and spec_names:
+        return _fail("--data runs the board on another data set; a spec names its runs' data itself (drop --spec)")
+    if args.data_root:  # read by the loaders here and in the worker processes, which inherit the environment
+        os.environ["SNNCOMP_DATA"] = str(Path(args.data_root).expanduser().resolve())
     try:
         device = runner.resolve_device(args.device)
+        if args.data:  # the data set's files must be there before any training starts
+            from snncomp.data import catalog
+
+            catalog.identity(args.data)
         if spec_names:  # a spec's runs keep their own seeds unless --seeds is given
             runs = runner.spec_board(spec_names, seeds=seeds if args.seeds is not None else None, only=only,
                                      quick=args.quick)
         else:
-            runs = runner.board(quick=args.quick, seeds=seeds, only=only)
-    except (KeyError, ValueError) as exc:
+            runs = runner.board(quick=args.quick, seeds=seeds, only=only, data=args.data or "")
+    except (KeyError, ValueError, FileNotFoundError) as exc:
         return _fail(exc.args[0] if exc.args else str(exc))
     out = Path(args.output) if args.output else runner.DEFAULT_OUTPUT
     store = runner.Store(out)
@@ -334,6 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     b.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local processes, or a Ray cluster (pip install 'snncomp[ray]'; RAY_ADDRESS picks it)")
+    b.add_argument("--data", default="", help="run the board on this data set (snncomp.data.catalog: mnist5k, "
+                                              "fashion-mnist, cifar10, nmnist, shd, dvs-gesture, ...), its baselines "
+                                              "trained on it")
+    b.add_argument("--data-root", default="", help="the folder holding the local data sets' folders "
+                                                   "(default: $SNNCOMP_DATA)")
     b.add_argument("--output", help="the JSON-lines store (default .cache/runs/board.jsonl, never a committed file)")
     b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when standard error is a terminal)")
