@@ -27,11 +27,11 @@ build: env
 test: env
 	$(BIN)/python -m pytest
 
-bench: env  # every benchmarks/*.py script but record.py (the result writer they share)
-	for script in benchmarks/*.py; do \
-		[ "$$(basename $$script)" = record.py ] && continue; \
-		echo "== $$script"; $(BIN)/python $$script || exit 1; \
-	done
+bench: env  # the leaderboard and every section spec into the committed store (resumes), then the two speed scripts
+	$(BIN)/snncomp bench --jobs 2 --output benchmarks/results/board.jsonl
+	$(BIN)/snncomp bench --spec all --jobs 2 --output benchmarks/results/board.jsonl
+	$(BIN)/python benchmarks/neurons.py
+	$(BIN)/python benchmarks/event_generation.py
 
 clean:
 	rm -rf site .cache

@@ -13,7 +13,7 @@ from snncomp.data import encoding
 from snncomp.kb import cli
 from snncomp.train import TrainConfig
 
-VOLATILE = ("seconds", "date")  # what differs between two runs of the same thing
+VOLATILE = ("seconds", "cpu_seconds", "date")  # what differs between two runs of the same thing
 
 
 def _recipe(name: str, sparsity: float = 0.5, **extra) -> recipes.Recipe:
@@ -286,3 +286,12 @@ def test_killed_bench_resumes_to_the_rows_of_an_uninterrupted_one(tmp_path, monk
         return [{k: v for k, v in r.items() if k not in (*VOLATILE, "command")} for r in runner.Store(path).rows()]
 
     assert stable(cut) == stable(whole) and len(stable(whole)) == len(runner.board(quick=True))
+
+
+def test_redo_runs_again_and_the_newest_row_counts(tmp_path):
+    path = tmp_path / "s.jsonl"
+    runner.execute(_runs(2), path, run_fn=fake_run, progress=False, command="c")
+    again = runner.execute(_runs(2), path, run_fn=fake_run, progress=False, command="c")
+    assert len(runner.Store(path).rows()) == 2  # done: nothing run again
+    redone = runner.execute(_runs(2), path, run_fn=fake_run, progress=False, command="c", redo=True)
+    assert len(runner.Store(path).rows()) == 4 and _stable(redone) == _stable(again)

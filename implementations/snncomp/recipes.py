@@ -117,7 +117,9 @@ def apply(recipe: Recipe, model: nn.Module, split: Split, encoder: Encoder, *, s
     compared against. `seed` goes into every budget table and `seed` option the recipe leaves unset
     (a budget the recipe leaves out entirely keeps its method's default, seed 0 included) and seeds
     torch's global generator for the run (restored afterwards). Measurements use
-    `evaluation.measure_all` on the test part; `on_report` is called with each report as it comes."""
+    `evaluation.measure_all` on the test part, plus `val_accuracy` on the validation part when the split has
+    one (settings are compared on it, never on the test images); `on_report` is called with each report as
+    it comes."""
     from . import evaluation  # imported here: written alongside, and heavy
 
     start = model
@@ -133,16 +135,22 @@ def apply(recipe: Recipe, model: nn.Module, split: Split, encoder: Encoder, *, s
         if on_report is not None:
             on_report(r)
 
+    def measured(m: nn.Module, enc: Encoder) -> dict:
+        out = evaluation.measure_all(m, enc, split, "test")
+        if getattr(split, "has_validation", False):  # what settings may be chosen on; the test images are not
+            from .train import evaluate
+            out["val_accuracy"] = evaluate(m, split.val_x, split.val_y, enc)
+        return out
+
     if measure:
-        report({"step": None, "method": "start", "label": "start", "seconds": 0.0,
-                **evaluation.measure_all(model, encoder, split, "test")})
+        report({"step": None, "method": "start", "label": "start", "seconds": 0.0, **measured(model, encoder)})
     clock = [time.perf_counter()]
 
     def after_step(i: int, step: chain.Step, result: Compressed) -> None:
         seconds = time.perf_counter() - clock[0]
         if measure:
             report({"step": i, "method": step.method, "label": step.label or step.method,
-                    "seconds": round(seconds, 2), **evaluation.measure_all(result.model, result.encoder, split, "test")})
+                    "seconds": round(seconds, 2), **measured(result.model, result.encoder)})
         clock[0] = time.perf_counter()
 
     with torch.random.fork_rng(devices=[]):

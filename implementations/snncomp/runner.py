@@ -262,13 +262,14 @@ def _bar(total: int, show: bool):
 
 def execute(runs: Iterable[Run], store: Store | str | Path, *, jobs: int = 1, threads: int = 1, device: str = "cpu",
             executor: str = "local", progress: bool | None = None, run_fn: Callable[[Run, str], dict] | None = None,
-            command: str | None = None, prepare: bool | None = None) -> list[dict]:
+            command: str | None = None, prepare: bool | None = None, redo: bool = False) -> list[dict]:
     """Run every run of `runs` whose key the store has not done, append one row per run to `store`, and
     return the rows of all `runs` (done earlier or now) in their order.
 
     `run_fn(run, device) -> {"steps": [...]}` does one run (default `run_recipe`); it must be a
     module-level function for worker processes and Ray. `prepare` trains the baselines first (default:
-    when `run_fn` is the default). `progress`: a bar (default: when stderr is a terminal)."""
+    when `run_fn` is the default). `progress`: a bar (default: when stderr is a terminal). `redo`: run
+    every run again, even those done, appending new rows (the store reads the newest row of each key)."""
     if executor not in ("local", "ray"):
         raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
     if jobs < 1 or threads < 1:
@@ -276,7 +277,7 @@ def execute(runs: Iterable[Run], store: Store | str | Path, *, jobs: int = 1, th
     device = resolve_device(device)
     store = store if isinstance(store, Store) else Store(store)
     unique = list({r.key: r for r in runs}.values())
-    done = store.done()
+    done = set() if redo else store.done()  # redo: run again and append; the newest row of a key counts
     todo = [r for r in unique if r.key not in done]
     show = sys.stderr.isatty() if progress is None else progress
     fn = run_recipe if run_fn is None else run_fn

@@ -60,7 +60,7 @@ DEFAULT_SEEDS = (0, 1, 2)
 STORE = "benchmarks/results/board.jsonl"
 # the per-run numbers a table may show: what `snncomp.kb.leaderboard._metrics` computes from a store row
 # (kept here because the ML code never imports the knowledge base; a test checks both lists agree)
-METRICS = ("accuracy", "drop", "sparsity", "bits", "state_bits", "T", "spikes", "fewer_spikes", "synops",
+METRICS = ("accuracy", "val_accuracy", "drop", "sparsity", "bits", "state_bits", "T", "spikes", "fewer_spikes", "synops",
            "fewer_synops", "dense_synops", "params", "e45", "e45_fp32", "memory", "footprint_kb", "smaller",
            "vs_ann_dense", "vs_ann_skip", "vs_ann_memory_w", "vs_ann_memory", "seconds")
 REFERENCE_METRICS = ("gain", "spikes_vs_reference")  # only with a table's or target's `reference` run

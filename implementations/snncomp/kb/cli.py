@@ -279,13 +279,13 @@ def _bench(args, argv: list[str]) -> int:
     store = runner.Store(out)
     if store.repaired:
         print(f"{out}: cut away a torn last line ({store.repaired} bytes) left by an interrupted run", file=sys.stderr)
-    todo = len({r.key for r in runs} - store.done())
+    todo = len({r.key for r in runs} - (set() if args.redo else store.done()))
     print(f"{len(runs)} runs, {len(runs) - todo} already in {out}; running {todo} "
           f"(jobs {args.jobs}, threads {args.threads}, device {device}, executor {args.executor})", file=sys.stderr)
     t0 = time.perf_counter()
     try:
         rows = runner.execute(runs, store, jobs=args.jobs, threads=args.threads, device=device, executor=args.executor,
-                              progress=args.progress, command=shlex.join(["snncomp", *argv]))
+                              progress=args.progress, command=shlex.join(["snncomp", *argv]), redo=args.redo)
     except KeyboardInterrupt:
         print(f"interrupted; finished runs are in {out}: run the same command again to resume", file=sys.stderr)
         return 130
@@ -340,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--jobs", type=int, default=1, help="worker processes (default 1: this process)")
     b.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
     b.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    b.add_argument("--redo", action="store_true",
+                   help="run the selected runs again even when the store has them (new rows are appended; the newest counts)")
     b.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="local processes, or a Ray cluster (pip install 'snncomp[ray]'; RAY_ADDRESS picks it)")
     b.add_argument("--data", default="", help="run the board on this data set (snncomp.data.catalog: mnist5k, "

@@ -78,6 +78,7 @@ def _metrics(row: dict) -> dict[str, float | None]:
     ann_mem_w = ann.get(f"memory-w{bits:g}") if isinstance(bits, (int, float)) else None
     out = {
         "accuracy": 100 * last["accuracy"] if last.get("accuracy") is not None else None,
+        "val_accuracy": 100 * last["val_accuracy"] if last.get("val_accuracy") is not None else None,
         "drop": (100 * (start["accuracy"] - last["accuracy"])
                  if start.get("accuracy") is not None and last.get("accuracy") is not None else None),
         "sparsity": last.get("connection_sparsity"),

@@ -28,7 +28,7 @@ HEADERS = {  # column -> (header, digits, scale)
     "fewer_synops": ("fewer synops %", 1, 1.0), "dense_synops": ("dense synops / sample", 0, 1.0),
     "params": ("parameters", 0, 1.0), "e45_fp32": ("45 nm FP32 (nJ)", 2, 1e-3),
     "vs_ann_memory": ("× vs ANN, memory", 2, 1.0), "gain": ("gain (points)", 2, 1.0),
-    "spikes_vs_reference": ("spikes vs reference", 3, 1.0),
+    "spikes_vs_reference": ("spikes vs reference", 3, 1.0), "val_accuracy": ("validation accuracy %", 2, 1.0),
 }
 
 
