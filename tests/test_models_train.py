@@ -128,3 +128,21 @@ def test_patience_stops_and_restores_the_best_epoch():
     assert repr(config) == repr(dataclasses.replace(config, patience=0))  # cache keys of other budgets unchanged
     with pytest.raises(ValueError, match="validation part"):
         train.fit(model, data_mod.digits(), enc, config)
+
+
+def test_fit_takes_a_device_and_draws_codes_on_the_cpu():
+    """`fit(device=...)` trains on that device with the same rate codes as on the CPU (`train.encode` draws
+    them on the CPU); on this CPU-only check both runs are on the CPU and must agree exactly, and a CUDA run
+    is compared where a GPU exists."""
+    split = data.digits().with_validation(0.2, 0)
+    enc = encoding.Rate(3)
+    config = train.TrainConfig(epochs=1, lr=0.01, progress=False)
+    a = models.mlp_snn(64, hidden=(16,), seed=0)
+    b = models.mlp_snn(64, hidden=(16,), seed=0)
+    ha = train.fit(a, split, enc, config, evaluate_test=False)
+    hb = train.fit(b, split, enc, config, evaluate_test=False, device="cpu")
+    assert ha.final["loss"] == hb.final["loss"] and ha.final["val_acc"] == hb.final["val_acc"]
+    if torch.cuda.is_available():
+        c = models.mlp_snn(64, hidden=(16,), seed=0)
+        hc = train.fit(c, split, enc, config, evaluate_test=False, device="cuda")
+        assert abs(hc.final["loss"] - ha.final["loss"]) < 1e-3

@@ -132,6 +132,7 @@ def fit(
     criterion: Callable[[Tensor, Tensor], Tensor] = nn.functional.cross_entropy,
     optimizer: str = "adam",
     momentum: float = 0.0,
+    device: str | torch.device | None = None,
 ) -> History:
     """Train `model` in place on `data.train_*`, return the per-epoch history.
 
@@ -143,9 +144,13 @@ def fit(
     `criterion(logits, targets)` (cross-entropy by default) plus the `loss_terms`; `optimizer` is
     `"adam"` (default) or `"sgd"` (plain SGD, for methods whose update rule is SGD on their own
     gradient, such as S4NN); `momentum` is SGD's momentum (0: plain SGD; LSQ trains with 0.9).
+    `device` (default: where the model and data already are) moves the model there and each batch as it is
+    used; rate codes are drawn on the CPU either way, so a GPU sees the same spikes.
     """
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"fit: optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    if device is not None:  # the model and every batch on `device`; codes are still drawn on the CPU (`encode`)
+        model.to(device)
     gen = torch.Generator().manual_seed(config.seed)  # batch order and rate codes; the global generator is left alone
     n = data.train_x.shape[0]
     total = max(1, config.steps(n))
@@ -172,8 +177,10 @@ def fit(
         for start in range(0, n, config.batch_size):
             idx = order[start : start + config.batch_size]
             images = data.train_x[idx]
-            x = encoder(images, gen)  # [T, B, ...]
-            y = data.train_y[idx]
+            if device is not None:
+                images = images.to(device)
+            x = encode(encoder, images, gen)  # [T, B, ...]
+            y = data.train_y[idx] if device is None else data.train_y[idx].to(device)
             with spike_rec.record(model) as rec, spike_rec.record_inputs(model) as ins:
                 logits = model(x)  # [B, classes]
             step = Step(model, x, y, logits, rec, index, epoch, synaptic_inputs=ins, images=images)
@@ -211,6 +218,14 @@ def fit(
     return history
 
 
+def encode(encoder: Encoder, images: Tensor, gen: torch.Generator) -> Tensor:
+    """`encoder(images, gen)` drawn on the CPU whatever the images' device, then moved to it: the codes (and
+    so the spikes) are the same on a GPU as on the CPU, and `gen` stays a CPU generator."""
+    if images.device.type == "cpu":
+        return encoder(images, gen)
+    return encoder(images.cpu(), gen).to(images.device)
+
+
 def eval_batches(model: nn.Module, x: Tensor, encoder: Encoder, batch_size: int = 500,
                  seed: int = 1234) -> Iterator[tuple[slice, Tensor]]:
     """Yield `(rows, encoded batch [T, b, ...])` over images `x: [N, ...]` with `model` in eval mode
@@ -219,11 +234,12 @@ def eval_batches(model: nn.Module, x: Tensor, encoder: Encoder, batch_size: int 
     was_training = model.training
     model.eval()
     gen = torch.Generator().manual_seed(seed)
+    dev = next((p.device for p in model.parameters()), x.device)  # batches go where the model is
     try:
         with torch.no_grad():
             for start in range(0, x.shape[0], batch_size):
                 rows = slice(start, start + batch_size)
-                yield rows, encoder(x[rows], gen)
+                yield rows, encode(encoder, x[rows], gen).to(dev)
     finally:
         model.train(was_training)
 
@@ -235,4 +251,5 @@ def predict(model: nn.Module, x: Tensor, encoder: Encoder, batch_size: int = 500
 
 def evaluate(model: nn.Module, x: Tensor, y: Tensor, encoder: Encoder, batch_size: int = 500, seed: int = 1234) -> float:
     """Top-1 accuracy of `model` on images `x: [N, ...]` with labels `y: [N]`."""
-    return (predict(model, x, encoder, batch_size, seed).argmax(1) == y).float().mean().item()
+    scores = predict(model, x, encoder, batch_size, seed)
+    return (scores.argmax(1) == y.to(scores.device)).float().mean().item()
