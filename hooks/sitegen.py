@@ -23,7 +23,7 @@ from pathlib import Path
 
 from snncomp.kb import leaderboard
 from snncomp.kb import notebooks as nbcache
-from snncomp.kb import pages, spec_tables
+from snncomp.kb import blocks, pages, spec_tables
 from snncomp.kb.taxonomy import Knowledge
 
 log = logging.getLogger("mkdocs.plugins.snncomp")
@@ -139,7 +139,8 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
     markdown = _TABLE_MARK.sub(lambda m: spec_tables.spec_table(_STATE["base"], m.group(1), m.group(2)), markdown)
     markdown = _TARGETS_MARK.sub(lambda m: spec_tables.spec_targets(_STATE["base"], m.group(1)), markdown)
     markdown = _BOARD_MARK.sub(lambda m: leaderboard.board_page(_STATE["base"], _sections(), _reported(k)), markdown)
-    return _RESULTS_MARK.sub(lambda m: pages.results_block(_STATE["base"], m.group(1), m.group(2)), markdown)
+    markdown = _RESULTS_MARK.sub(lambda m: pages.results_block(_STATE["base"], m.group(1), m.group(2)), markdown)
+    return blocks.fill(markdown, k, page.file.src_uri, page.url)  # taxonomy map, headline, section closing
 
 
 def on_page_content(html_text, page, config, files, **kwargs):

@@ -198,3 +198,107 @@ def test_rows_measured_before_a_fix_are_marked_and_stale_marks_fail(tmp_path):
     (res / "before_fix.yaml").write_text('- {file: x, table: rows, why: "no match field"}\n')
     with pytest.raises(ValueError, match="entry 1 needs the fields"):
         pages.results_block(tmp_path, "x")
+
+
+# ----------------------------------------------------------------------------- home page, section endings, method index
+
+
+SECTION_PAGES = ("biology", "neuron-units", "pruning", "quantization", "distillation", "spike-reduction")
+
+
+def _ids(site: Path, page: str) -> set[str]:
+    return set(re.findall(r'id="([^"]+)"', (site / page / "index.html").read_text()))
+
+
+def test_home_page_map_links_every_family_to_a_heading_that_exists(site):
+    from snncomp.kb.taxonomy import Knowledge
+
+    html = (site / "index.html").read_text()
+    k = Knowledge.load(ROOT)
+    links = re.findall(r'<div class="tax-family"><a href="([\w-]+)/(?:#([\w-]+))?">', html)
+    assert len(links) == len(k.families)
+    for page, anchor in links:
+        assert (site / page / "index.html").exists(), page
+        assert not anchor or anchor in _ids(site, page), (page, anchor)
+    assert all(f'class="tax-title" href="{s.page[:-3]}/"' in html for s in k.sections)
+
+
+def test_home_page_headline_comes_from_the_store(site):
+    from snncomp.kb import leaderboard
+
+    text = re.sub(r"<[^>]+>", "", (site / "index.html").read_text())
+    assert "× cheaper than the FP32 dense ANN" in text and "recipes/targets.toml" in text
+    rows = [r for r in leaderboard.read_store(ROOT / leaderboard.STORE) if r["recipe"] == "targets"]
+    assert any(r["command"] in text for r in rows)
+    assert "Three ways in" in text and "Read a section" in text and "Run a notebook" in text and "Cite a method" in text
+
+
+def test_every_section_page_ends_with_methods_notebook_and_references(site):
+    for page in SECTION_PAGES:
+        html = (site / page / "index.html").read_text()
+        body = html[:html.index("</article>")]
+        i, j, r = (body.find(f'id="{h}"') for h in ("papers-in-this-section", "run-it", "references"))
+        assert 0 < i < j < r, page
+        assert "<table>" in body[i:j] and 'href="../notebooks/' in body[j:r], page
+        refs = re.findall(r'<li><a class="snn-cite" href="../bibliography/#([\w]+)"', body[r:])
+        cited = set(re.findall(r'href="../bibliography/#(\w+)"', body[:r]))
+        assert refs and set(refs) == cited, page  # every cited work once, nothing else
+        assert not re.search(r"<h[1-6]", body[r + 20:]), page  # nothing after the references
+
+
+def test_method_index_has_two_full_width_views(site):
+    html = (site / "methods" / "index.html").read_text()
+    # table ids differ from every heading id (the h1 "Method index" is id="method-index"), so filters find them
+    assert html.count('id="snn-method-results"') == 1 and html.count('id="snn-paper-cards"') == 1
+    assert html.count('class="snn-wide snn-full"') == 2
+    assert 'data-md-type="toc" hidden>' in html  # front matter `hide: [toc]`: the tables get the width
+    results = html[html.index('id="snn-method-results"'):html.index('id="snn-paper-cards"')]
+    for m in registry.methods():
+        assert f'href="../api/#{m.qualname}"' in results, m.name
+    assert "not measured" in results and "45 nm energy (nJ)" in results
+
+
+def test_citing_page_shows_the_project_citation(site):
+    text = re.sub(r"<[^>]+>", "", (site / "citing" / "index.html").read_text())
+    assert "cff-version: 1.2.0" in text and "@software{snncomp," in text and "snncomp cite" in text
+
+
+def test_section_closing_adds_what_is_missing():
+    from snncomp.kb import blocks
+    from snncomp.kb.taxonomy import Knowledge
+
+    k = Knowledge.load(ROOT)
+    s = k.section("pruning")
+    bare = blocks.section_closing(k, s, "# Pruning\n\nAs [@han2015learning] showed.\n", "../")
+    assert "## Papers in this section" in bare and "<!-- snncomp:methods-table -->" in bare
+    assert "[03 Pruning](notebooks/03_pruning.md)" in bare and "## References" in bare
+    assert 'href="../bibliography/#han2015learning"' in bare
+    full = "# Pruning\n\n" + pages.section_table(k, "pruning")
+    assert blocks.section_closing(k, s, full, "../").count("## Papers in this section") == 0
+    from dataclasses import replace
+
+    no_nb = blocks.section_closing(k, replace(s, notebook=None), full, "../")
+    assert "No notebook covers this section yet" in no_nb
+
+
+def test_taxonomy_anchor_that_is_no_heading_fails_clearly(tmp_path):
+    from types import SimpleNamespace
+
+    from snncomp.kb import anchors
+
+    shutil.copytree(ROOT / "docs", tmp_path / "docs", ignore=shutil.ignore_patterns("assets"))
+    text = (ROOT / "taxonomy.yaml").read_text().replace("anchor: structured-pruning", "anchor: no-such-heading")
+    (tmp_path / "taxonomy.yaml").write_text(text)
+    with pytest.raises(ValueError, match=r"family pruning/structured: anchor 'no-such-heading' is no heading of "
+                                         r"docs/pruning.md; its headings: pruning, unstructured-pruning"):
+        anchors.family_links(SimpleNamespace(base=tmp_path))
+    (tmp_path / "taxonomy.yaml").write_text(text.replace("        anchor: no-such-heading\n", ""))
+    with pytest.raises(ValueError, match=r"family pruning/structured has no `anchor:`"):
+        anchors.family_links(SimpleNamespace(base=tmp_path))
+    assert anchors.headings("# A `b` [c](d.md)\n```\n# not a heading\n```\n## E {#custom}\n") == ["a-b-c", "custom"]
+
+
+def test_headline_without_a_result_says_how_to_get_one(tmp_path):
+    from snncomp.kb import blocks
+
+    assert "has no result in `benchmarks/results/board.jsonl` yet" in blocks.headline(tmp_path)

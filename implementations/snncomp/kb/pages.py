@@ -19,8 +19,8 @@ from pathlib import Path
 from . import bib
 from .taxonomy import Card, Knowledge
 
-__all__ = ["taxonomy_page", "methods_page", "bibliography_page", "card_page", "section_table", "render_citations",
-           "results_block", "before_fix_marks", "api_modules", "api_page", "notebook_title", "UnknownCitation"]
+__all__ = ["taxonomy_grid", "taxonomy_page", "methods_page", "bibliography_page", "card_page", "section_table",
+           "render_citations", "results_block", "before_fix_marks", "api_modules", "api_page", "notebook_title", "UnknownCitation"]
 
 
 class UnknownCitation(KeyError):
@@ -40,23 +40,35 @@ def _impl_link(m) -> str:
 # ----------------------------------------------------------------------------- pages
 
 
+def taxonomy_grid(k: Knowledge, prefix: str, links: dict[str, str]) -> str:
+    """HTML boxes, one per section (linking to its page) holding its families with their paper and
+    implementation counts; a family whose path is in `links` links to `prefix + links[path]`."""
+    rows = k.rows()
+    out = ['<div class="tax-diagram">']
+    for s in k.sections:
+        out.append(f'<div class="tax-section"><a class="tax-title" href="{prefix}{s.page[:-3]}/">{_esc(s.title)}</a>')
+        for f in s.families:
+            n = sum(r["taxonomy"] == f.path for r in rows)
+            impl = sum(bool(r["implemented"]) and r["taxonomy"] == f.path for r in rows)
+            tag = ' <span class="tax-added">added</span>' if f.added else ""
+            title = (f'<a href="{prefix}{links[f.path]}">{_esc(f.title)}</a>' if f.path in links else _esc(f.title))
+            out.append(f'<div class="tax-family">{title}{tag}<br><small>{n} paper{"s" * (n != 1)}, {impl} implemented</small></div>')
+        out.append("</div>")
+    out.append("</div>")
+    return "\n".join(out) + "\n"
+
+
 def taxonomy_page(k: Knowledge) -> str:
-    """The taxonomy as a diagram (HTML boxes) and as a nested list."""
+    """The taxonomy as a diagram (HTML boxes, families linking to the headings that explain them) and as
+    a nested list."""
+    from .anchors import family_links
+
     rows = k.rows()
     out = ["# Taxonomy", "",
            f"The tree follows the survey's sections [@{k.survey_key}]; families marked *added* are not in the "
            "survey. Each paper card in `papers/` attaches to one family; implementations attach through the "
            "keys they cite. This page is generated from `taxonomy.yaml` at build time.", "",
-           '<div class="tax-diagram">']
-    for s in k.sections:
-        out.append(f'<div class="tax-section"><a class="tax-title" href="../{s.page[:-3]}/">{_esc(s.title)}</a>')
-        for f in s.families:
-            n = sum(r["taxonomy"] == f.path for r in rows)
-            impl = sum(bool(r["implemented"]) and r["taxonomy"] == f.path for r in rows)
-            tag = ' <span class="tax-added">added</span>' if f.added else ""
-            out.append(f'<div class="tax-family">{_esc(f.title)}{tag}<br><small>{n} papers, {impl} implemented</small></div>')
-        out.append("</div>")
-    out += ["</div>", "", "## Nested list", ""]
+           taxonomy_grid(k, "../", family_links(k)), "## Nested list", ""]
     for s in k.sections:
         nb = f" · notebook `{s.notebook}`" if s.notebook else ""
         out.append(f"- **[{s.title}]({s.page})** (survey §{s.survey_section}){nb}: {s.summary}")
@@ -70,15 +82,70 @@ def taxonomy_page(k: Knowledge) -> str:
     return "\n".join(out) + "\n"
 
 
+MEASURED = (  # (header, metric of `leaderboard._metrics`, digits, scale)
+    ("accuracy %", "accuracy", 2, 1.0), ("accuracy drop (points)", "drop", 2, 1.0), ("sparsity", "sparsity", 3, 1.0),
+    ("weight bits", "bits", 1, 1.0), ("spikes / sample", "spikes", 0, 1.0), ("45 nm energy (nJ)", "e45", 2, 1e-3),
+)
+
+
+def _measured_rows(k: Knowledge) -> tuple[list[str], str]:
+    """One table row per registered method and baseline it was measured on (the board rows of the result
+    store: recipe names without "/"), "not measured" where the store has none; and the provenance line."""
+    from snncomp import registry
+
+    from . import leaderboard
+
+    rows = [r for r in leaderboard.read_store(k.base / leaderboard.STORE) if "/" not in r["recipe"]]
+    summary = [s for s in leaderboard.summarise(rows) if s["kind"] == "method"]
+    order = {path: i for i, path in enumerate(k.families)}
+    out = []
+    for m in sorted(registry.methods(), key=lambda m: (order.get(m.taxonomy, len(order)), m.name)):
+        papers = "; ".join(f"[@{key}]" for key in m.keys)
+        name = f'<a href="../api/#{m.qualname}"><code>{_esc(m.name)}</code></a>'
+        head = f"<td>{name}</td><td>{_esc(m.kind)}</td><td>{_esc(m.taxonomy)}</td>"
+        runs = [s for s in summary if s["name"] == m.name and s["seeds"]]
+        if not runs:
+            why = "not measured" + ("" if m.kind == "transform" else f" (a {m.kind}: used inside transforms and recipes)")
+            out.append(f"<tr>{head}<td>{why}</td><td></td>" + "<td>–</td>" * len(MEASURED) + f"<td>{papers}</td></tr>")
+        for s in runs:
+            cells = "".join(f"<td>{leaderboard._cell(s['stats'].get(metric, (None, None)), digits, scale)}</td>"
+                            for _, metric, digits, scale in MEASURED)
+            out.append(f"<tr>{head}<td>{_esc(s['baseline'])}</td><td>{','.join(map(str, s['seeds']))}</td>{cells}"
+                       f"<td>{papers}</td></tr>")
+    ok = [r for r in rows if r.get("status") == "ok"]
+    dates = sorted(r["date"][:10] for r in ok if r.get("date"))
+    commands = sorted({r.get("command", "?") for r in ok})
+    prov = (f"*Reproduced here: {len(ok)} runs of `{'`, `'.join(commands)}` in `benchmarks/results/board.jsonl`"
+            + (f", {dates[0]} to {dates[-1]}" if dates else "") + ". Mean ± sd over the seeds listed; accuracy "
+            "drop is the starting model's test accuracy minus the last step's (negative: a gain); energy is per "
+            "sample, 45 nm compute model. Recipes, the ANN comparisons and the footprints are on the "
+            "[Benchmark](benchmark.md) page.*") if ok else (
+            "*No board run in `benchmarks/results/board.jsonl` yet: `snncomp bench --output "
+            "benchmarks/results/board.jsonl` fills it.*")
+    return out, prov
+
+
 def methods_page(k: Knowledge) -> str:
-    """The method index: a sortable, filterable table."""
-    out = ["# Method index", "",
-           "One row per paper card. Click a column header to sort; type in the box to filter rows. "
-           "Generated at build time from the cards, the bibliography and the registry; "
+    """The method index in two views at full page width: every registered method with its measured
+    results from the result store, and every paper card; both tables sortable and filterable."""
+    measured, prov = _measured_rows(k)
+    head = "".join(f"<th>{_esc(h)}</th>" for h, *_ in MEASURED)
+    out = ["---", "hide:", "  - toc", "---", "", "# Method index", "",
+           "Two views, generated at build time: the methods registered in `snncomp` with what they measured "
+           "here, and the paper cards with where each is implemented. Click a column header to sort; type in a "
+           "box to filter rows.", "",
+           "## Registered methods, measured here", "", prov, "",
+           '<input class="md-input snn-filter" data-table="snn-method-results" placeholder="Filter methods…" '
+           'aria-label="Filter registered methods">', "",
+           '<div class="snn-wide snn-full"><table id="snn-method-results" class="snn-sortable"><thead><tr>'
+           f"<th>Method</th><th>Kind</th><th>Family</th><th>Baseline</th><th>Seeds</th>{head}<th>Papers</th>"
+           "</tr></thead><tbody>", *measured, "</tbody></table></div>", "",
+           "## Paper cards", "",
+           "One row per paper card, from the cards, the bibliography and the registry; "
            "`snncomp export --format csv` gives the same rows as a file.", "",
-           '<input class="md-input snn-filter" data-table="method-index" placeholder="Filter methods…" '
-           'aria-label="Filter methods">', "",
-           '<table id="method-index" class="snn-sortable"><thead><tr>'
+           '<input class="md-input snn-filter" data-table="snn-paper-cards" placeholder="Filter papers…" '
+           'aria-label="Filter paper cards">', "",
+           '<div class="snn-wide snn-full"><table id="snn-paper-cards" class="snn-sortable"><thead><tr>'
            "<th>Method</th><th>Family</th><th>Year</th><th>Venue</th><th>Implemented</th><th>Notebook</th><th>Paper</th>"
            "</tr></thead><tbody>"]
     for r in k.rows():
@@ -88,7 +155,7 @@ def methods_page(k: Knowledge) -> str:
             f'<tr><td><a href="../papers/{r["key"]}/">{_esc(r["method"])}</a></td><td>{_esc(r["taxonomy"])}</td>'
             f'<td>{r["year"]}</td><td>{_esc(r["venue"])}</td><td>{impl}</td><td>{nb}</td><td>[@{r["key"]}]</td></tr>'
         )
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "\n".join(out) + "\n"
 
 
@@ -144,8 +211,9 @@ def section_table(k: Knowledge, section: str) -> str:
     """Markdown table of a section's methods with citations and implementations."""
     rows = k.rows(section)
     if not rows:
-        return "*No paper cards in this section yet.*\n"
-    out = ["| method | family | year | paper | in snncomp |", "|---|---|---|---|---|"]
+        return "<!-- snncomp:methods-table -->\n\n*No paper cards in this section yet.*\n"
+    out = ["<!-- snncomp:methods-table -->", "",  # lets `blocks.section_closing` see the table is there
+           "| method | family | year | paper | in snncomp |", "|---|---|---|---|---|"]
     for r in rows:
         impls = k.implementations(r["key"])
         impl = ", ".join(_impl_link(m) for m in impls) if impls else "—"
