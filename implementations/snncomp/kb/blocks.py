@@ -44,7 +44,7 @@ def taxonomy_map(k: Knowledge, prefix: str = "") -> str:
     """The taxonomy as a grid: one box per section (linking to its page) holding its families (each linking
     to the heading that explains it) with their paper and implementation counts. `prefix` leads from the
     page to the site root ("" on the home page)."""
-    return pages.taxonomy_grid(k, prefix, family_links(k))
+    return '<div class="tax-map">\n' + pages.taxonomy_grid(k, prefix, family_links(k)) + "</div>\n"
 
 
 # ----------------------------------------------------------------------------- the headline result

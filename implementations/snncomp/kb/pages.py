@@ -105,8 +105,10 @@ def _measured_rows(k: Knowledge) -> tuple[list[str], str]:
         head = f"<td>{name}</td><td>{_esc(m.kind)}</td><td>{_esc(m.taxonomy)}</td>"
         runs = [s for s in summary if s["name"] == m.name and s["seeds"]]
         if not runs:
-            why = "not measured" + ("" if m.kind == "transform" else f" (a {m.kind}: used inside transforms and recipes)")
-            out.append(f"<tr>{head}<td>{why}</td><td></td>" + "<td>–</td>" * len(MEASURED) + f"<td>{papers}</td></tr>")
+            why = {"objective": ' title="a loss term: transforms and recipes train with it"',
+                   "measure": ' title="a report on a model: recipes run it after their last step"'}.get(m.kind, "")
+            out.append(f"<tr>{head}<td{why}>not measured</td><td></td>" + "<td>–</td>" * len(MEASURED)
+                       + f"<td>{papers}</td></tr>")
         for s in runs:
             cells = "".join(f"<td>{leaderboard._cell(s['stats'].get(metric, (None, None)), digits, scale)}</td>"
                             for _, metric, digits, scale in MEASURED)
