@@ -83,8 +83,9 @@ def headline(base: Path, recipe: str = "targets") -> str:
            f"*Reproduced here: baseline `{entry['baseline']}`, seeds {', '.join(map(str, entry['seeds']))}, "
            f"measured by `{'`, `'.join(commands)}`" + (f" on {dates[0]}" if dates and dates[0] == dates[-1]
                                                        else f" from {dates[0]} to {dates[-1]}" if dates else "")
-           + " (rows of `benchmarks/results/board.jsonl`); the [Benchmark](benchmark.md) page has every method "
-           "and recipe, and the fourth target (against the same-width ANN, memory included).*", ""]
+           + " (rows of `benchmarks/results/board.jsonl`). The fourth target, "
+           f"× cheaper than the same-width ANN with memory included, is {cell('vs_ann_memory_w', 3)} "
+           f"against {target('vs_ann_memory_w')}; the [Benchmark](benchmark.md) page has every method and recipe.*", ""]
     return "\n".join(out)
 
 
