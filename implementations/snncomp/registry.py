@@ -12,20 +12,28 @@ A method is one of three kinds:
 Registration follows two naming rules, checked here so they cannot drift: the function is named after
 the method (`"gradual-magnitude"` is `gradual_magnitude`), and it lives in the module its taxonomy
 path names (`"pruning/time-steps"` lives in `snncomp.pruning.time_steps`). The one-line summary is the
-first paragraph of the function's docstring. Importing `snncomp` imports every section subpackage, so
-every method is registered by import alone; tests, the command line and the site iterate this registry.
+first paragraph of the function's docstring. `methods()` and `get()` first import every section
+subpackage (`snncomp.import_sections`), so every method is registered by import alone; tests, the
+command line and the site iterate this registry.
+
+`declared()` reads the same facts (name, kind, taxonomy, keys, summary) from the `@register(...)` lines
+of the package's source files without importing them, so the knowledge-base commands (`snncomp cite`,
+`search`, `list`, `export`) answer without importing torch; it needs the name, kind, taxonomy and keys
+written as literals, and `snncomp validate` checks that it agrees with the registry.
 """
 
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib
 import inspect
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Method", "KINDS", "CONSTRAINTS", "FACTS", "FREEZABLE", "all_but", "register", "get", "methods",
+__all__ = ["Method", "Declared", "declared", "KINDS", "CONSTRAINTS", "FACTS", "FREEZABLE", "all_but", "register", "get", "methods",
            "UnknownMethodError"]
 
 KINDS = ("transform", "objective", "measure")
@@ -146,7 +154,7 @@ def _check_names(where: str, what: str, names, known: tuple[str, ...]) -> None:
 
 
 def _load() -> None:
-    importlib.import_module("snncomp")  # importing the package registers every method
+    importlib.import_module("snncomp").import_sections()  # importing every section registers every method
 
 
 def methods(section: str | None = None, kind: str | None = None) -> list[Method]:
@@ -164,3 +172,80 @@ def get(name: str) -> Method:
     close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.3)
     hint = f"; closest: {', '.join(close)}" if close else f"; known: {', '.join(sorted(_REGISTRY))}"
     raise UnknownMethodError(f"unknown method {name!r}{hint}")
+
+
+# ----------------------------------------------------------------------------- read without importing
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What a `@register(...)` line declares, read from the source without importing it."""
+
+    name: str
+    kind: str
+    taxonomy: str
+    keys: tuple[str, ...]
+    qualname: str
+    summary: str
+
+    @property
+    def section(self) -> str:
+        return self.taxonomy.split("/")[0]
+
+
+_DECLARED: dict = {}  # package folder -> (sizes and modification times of its files, declarations)
+
+
+def _register_call(node: ast.expr) -> ast.Call | None:
+    if isinstance(node, ast.Call):
+        f = node.func
+        if (isinstance(f, ast.Name) and f.id == "register") or (isinstance(f, ast.Attribute) and f.attr == "register"):
+            return node
+    return None
+
+
+def _read_declarations(path, module: str) -> list[Declared]:
+    with warnings.catch_warnings():  # an invalid escape in a docstring is reported by its import, not here
+        warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    out = []
+    for fn in ast.walk(tree):
+        if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for deco in fn.decorator_list:
+            call = _register_call(deco)
+            if call is None:
+                continue
+            where = f"{path}:{call.lineno}"
+            opts = {kw.arg: kw.value for kw in call.keywords if kw.arg}
+            if not call.args or any(k not in opts for k in ("kind", "taxonomy", "keys")):
+                raise ValueError(f"{where}: register(...) needs its name and kind=, taxonomy=, keys= written out")
+            try:
+                name, kind, taxonomy = (ast.literal_eval(x) for x in (call.args[0], opts["kind"], opts["taxonomy"]))
+                keys = tuple(ast.literal_eval(opts["keys"]))
+            except ValueError:
+                raise ValueError(f"{where}: register(...) must give the name, kind, taxonomy and keys as literals "
+                                 "(registry.declared reads them without importing the module)") from None
+            first = (ast.get_docstring(fn) or "").split("\n\n")[0]
+            out.append(Declared(name, kind, taxonomy, keys, f"{module}.{fn.name}", _CITE.sub("", " ".join(first.split()))))
+    return out
+
+
+def declared(section: str | None = None) -> list[Declared]:
+    """Every method the package's source files register (optionally of one section), sorted by taxonomy
+    then name, read without importing any of them (no torch); cached until a file changes."""
+    from pathlib import Path
+
+    pkg = Path(__file__).resolve().parent
+    files = sorted(p for p in pkg.rglob("*.py") if "kb" not in p.relative_to(pkg).parts[:1])
+    stamp = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    cached = _DECLARED.get(pkg)
+    if cached is None or cached[0] != stamp:
+        found = []
+        for p in files:
+            if b"register(" not in p.read_bytes():
+                continue
+            parts = p.relative_to(pkg.parent).with_suffix("").parts
+            found += _read_declarations(p, ".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+        _DECLARED[pkg] = cached = (stamp, sorted(found, key=lambda m: (m.taxonomy, m.name)))
+    return [m for m in cached[1] if section is None or m.section == section]

@@ -7,7 +7,9 @@ Sources, each holding its facts once:
 * `papers/<key>.md`: one card per method paper (YAML front matter + a short text), attached to a
   family by its `taxonomy:` field;
 * `references.bib`: every citation;
-* `snncomp.registry`: the implementations, attached to papers through the keys they cite.
+* `snncomp.registry`: the implementations, attached to papers through the keys they cite (read from
+  the sources by `registry.declared()`, so loading the knowledge base imports no torch; `validate`
+  checks them against the live registry).
 
 `Knowledge.load()` reads them and checks that they fit together; `validate` reports every mismatch.
 """
@@ -159,6 +161,11 @@ class Knowledge:
 
     # ---- lookups
     @cached_property
+    def methods(self) -> list[registry.Declared]:
+        """The registered methods as their sources declare them, read once (no module is imported)."""
+        return registry.declared()
+
+    @cached_property
     def families(self) -> dict[str, Family]:
         return {f.path: f for s in self.sections for f in s.families}
 
@@ -168,9 +175,9 @@ class Knowledge:
                 return s
         raise KeyError(f"unknown section {sid!r}; sections: {', '.join(s.id for s in self.sections)}")
 
-    def implementations(self, key: str) -> list[registry.Method]:
-        """Registered methods that cite `key`."""
-        return [m for m in registry.methods() if key in m.keys]
+    def implementations(self, key: str) -> list[registry.Declared]:
+        """Registered methods that cite `key` (as their sources declare them; no module is imported)."""
+        return [m for m in self.methods if key in m.keys]
 
     def rows(self, section: str | None = None, implemented: bool | None = None) -> list[dict]:
         """One row per paper card, in taxonomy order: the method index."""
@@ -214,7 +221,7 @@ class Knowledge:
         if key_or_method in self.entries:
             return [key_or_method]
         low = key_or_method.lower()
-        for m in registry.methods():
+        for m in self.methods:
             if m.name.lower() == low:
                 return list(m.keys)
         keys = [c.key for c in self.cards.values() if c.method.lower() == low]
@@ -225,7 +232,7 @@ class Knowledge:
     def closest(self, word: str, n: int = 5) -> list[str]:
         import difflib
 
-        pool = list(self.entries) + [c.method for c in self.cards.values()] + [m.name for m in registry.methods()]
+        pool = list(self.entries) + [c.method for c in self.cards.values()] + [m.name for m in self.methods]
         return difflib.get_close_matches(word, pool, n=n, cutoff=0.4) or difflib.get_close_matches(
             word.lower(), [p.lower() for p in pool], n=n, cutoff=0.2)
 
@@ -287,6 +294,11 @@ def validate(k: Knowledge) -> list[str]:
             for t in targets:
                 if not _resolves(t):
                     out.append(f"{c.path}: `snncomp:` names {t!r}, which does not exist")
+    live = {(m.name, m.kind, m.taxonomy, m.keys, m.qualname, m.summary) for m in registry.methods()}
+    read = {(m.name, m.kind, m.taxonomy, m.keys, m.qualname, m.summary) for m in registry.declared()}
+    for m in sorted(live ^ read):
+        out.append(f"registry: method {m[0]!r} ({m[4]}) is {'registered but not read' if m in live else 'read but not registered'} "
+                   "by registry.declared(); write its register(...) arguments as literals")
     for m in registry.methods():
         if m.taxonomy not in k.families:
             out.append(f"registry: method {m.name!r} has taxonomy {m.taxonomy!r}, not a family in taxonomy.yaml")
