@@ -112,12 +112,13 @@ def test_round_trip_through_a_file_gives_the_same_spikes(build, tmp_path):
     from snncomp.data import encoding
 
     model = build().eval()
+    g = torch.Generator().manual_seed(0)  # seeded: the test must not depend on the global generator
     with torch.no_grad():  # non-trivial batch-norm statistics, so folding matters
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.3, 0.3)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(1.0, 3.0)
+                m.running_mean.uniform_(-0.3, 0.3, generator=g)
+                m.running_var.uniform_(0.5, 2.0, generator=g)
+                m.weight.uniform_(1.0, 3.0, generator=g)
     shape = (1, 8, 8) if isinstance(model, models.ConvNet) else (64,)
     x = _inputs(shape, p=0.5) if shape != (64,) else _inputs()
     path = tmp_path / "m.nir"
