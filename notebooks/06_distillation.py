@@ -17,11 +17,10 @@
 # class) in 5 epochs, alone or under a frozen teacher: a conv ANN about 9x its size, or a conv SNN about 3x
 # its size at T = 4 teaching the student at T = 2. Both teachers come from the cached baseline builder and train in seconds on the full
 # digits training set; small images keep the notebook quick. The three-seed comparison on MNIST (1000
-# images, a teacher trained on those same images) is the benchmark `python benchmarks/distillation.py`,
-# whose committed results are loaded at the end.
+# images, a teacher trained on those same images) is the spec `benchmarks/specs/distillation.toml`,
+# whose stored results are read at the end.
 
 # %%
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -120,22 +119,24 @@ assert snn_t.info["teacher_T"] == 4 and snn_t.encoder.T == 2
 # %% [markdown]
 # ## The benchmark: three seeds, 8 epochs
 #
-# Loaded from `benchmarks/results/distillation.json` (reproduce with `python benchmarks/distillation.py`).
+# Read from the one result store (`benchmarks/results/board.jsonl`, filled by `snncomp bench --spec
+# distillation`) through the tables of `benchmarks/specs/distillation.toml`, as the Distillation page shows them.
 # `gain` is in accuracy points over the same student trained alone at the same T, from the same
 # initialisation, seed by seed; `spikes vs alone` is the ratio of spikes per sample.
 
 # %%
-bench = json.loads((ROOT / "benchmarks" / "results" / "distillation.json").read_text())
-cols = ["run", "T", "accuracy", "gain (points)", "min gain", "spikes/sample", "spikes vs alone", "energy µJ"]
-print("".join(f"{c:>26}" if c == "run" else f"{c:>16}" for c in cols))
-for row in bench["table"]:
-    print("".join(f"{row[c]:>26}" if c == "run" else (f"{row[c]:>16.4g}" if isinstance(row[c], float) else f"{row[c]:>16}")
-                  for c in cols))
-tab = [r for r in bench["table"] if r["T"] == 4]
+from snncomp.kb import spec_tables
+
+tab = spec_tables.means(ROOT, "distillation", "table")
+short = spec_tables.means(ROOT, "distillation", "short")
+print(f"{'run':>26}{'seeds':>8}{'accuracy':>10}{'gain':>8}{'spikes':>10}{'vs alone':>10}")
+for r in tab + short:
+    print(f"{r['run']:>26}{','.join(map(str, r['seeds'])):>8}{r['accuracy']:>10.2f}{r['gain']:>8.2f}"
+          f"{r['spikes']:>10.0f}{r['spikes_vs_reference']:>10.3f}")
 plt.figure(figsize=(5.5, 3))
-plt.scatter([r["spikes/sample"] for r in tab], [r["accuracy"] for r in tab])
+plt.scatter([r["spikes"] for r in tab], [r["accuracy"] for r in tab])
 for r in tab:
-    plt.annotate(r["run"], (r["spikes/sample"], r["accuracy"]), fontsize=7)
-plt.xlabel("student spikes per sample"); plt.ylabel("test accuracy"); plt.title("benchmark means, T = 4")
+    plt.annotate(r["run"], (r["spikes"], r["accuracy"]), fontsize=7)
+plt.xlabel("student spikes per sample"); plt.ylabel("test accuracy (%)"); plt.title("benchmark means, T = 4")
 plt.show()
-assert bench["seeds"] == [0, 1, 2]
+assert all(r["seeds"] == [0, 1, 2] for r in tab + short)
