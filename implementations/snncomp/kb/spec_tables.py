@@ -108,13 +108,18 @@ def sweep_table(base: Path, spec: specs_mod.Spec, t: specs_mod.Table) -> str:
             continue
         per_seed = {seed: dict(_entries(r, t.measure, t.rows)) for seed, r in sorted(ok.items())}
         labels = list(dict.fromkeys(k for entries in per_seed.values() for k in entries))
+        digits = {}  # one number of decimals per column: 4 for a column of fractions, else 2
+        for c in t.columns:
+            nums = [abs(e[label].get(c)) for e in per_seed.values() for label in e
+                    if isinstance(e[label].get(c), (int, float)) and not isinstance(e[label].get(c), bool)]
+            digits[c] = 4 if nums and max(nums) < 1 else 2
         for label in labels:
             got = [e[label] for e in per_seed.values() if label in e]
             cells = []
             for c in t.columns:
                 values = [g.get(c) for g in got]
                 if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-                    cells.append(leaderboard._cell(leaderboard._mean_sd(values), 4 if max(map(abs, values)) < 1 else 2))
+                    cells.append(leaderboard._cell(leaderboard._mean_sd(values), digits[c]))
                 else:
                     cells.append(", ".join(dict.fromkeys(str(v) for v in values if v is not None)))
             seeds = ",".join(str(s) for s, e in per_seed.items() if label in e)
