@@ -16,13 +16,12 @@
 # Each family of the spike-reduction section on the shared MNIST-5k baseline, with small budgets so the
 # notebook runs in under a minute: the rate side (spike-rate L1 and the synaptic-operation loss), early exit,
 # and time-to-first-spike coding. The three-seed comparison is the benchmark
-# `python benchmarks/spike_reduction.py`; its committed results are loaded at the end.
+# spec `benchmarks/specs/spike_reduction.toml`; its stored results are read at the end.
 
 # %%
 import copy
 import dataclasses
 import functools
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -223,39 +222,26 @@ assert worst <= 1 and r_s4.accuracy > 0.5
 # %% [markdown]
 # ## The benchmark: three seeds
 #
-# Loaded from `benchmarks/results/spike_reduction.json` (command, date and machine inside).
+# Read from the one result store (`benchmarks/results/board.jsonl`, filled by `snncomp bench --spec
+# spike_reduction`) through the tables of `benchmarks/specs/spike_reduction.toml`, as the Spike reduction
+# page shows them: the trade-off of the rate side, then early exit and temporal against rate coding.
 
 # %%
-path = ROOT / "benchmarks" / "results" / "spike_reduction.json"
-bench = json.loads(path.read_text()) if path.exists() else {}
-print({k: bench[k] for k in ("command", "date", "machine")} if bench else "no benchmark result committed yet")
-if "rate" in bench:
-    mean = bench["rate"]["mean"]
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    curves = {"spike-rate L1": lambda k: k.startswith("l1-"),
-              "linear synop penalty": lambda k: k.startswith("synops-") and not k.startswith("synops-target-"),
-              "synop loss (Sorbaro), targets": lambda k: k.startswith("synops-target-")}
-    for label, member in curves.items():
-        pts = sorted((v["effective_synops"], v["accuracy"]) for k, v in mean.items() if member(k))
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=label)
-    ax.plot(mean["control"]["effective_synops"], mean["control"]["accuracy"], "k*", label="control")
-    ax.set(xlabel="effective synaptic operations per sample", ylabel="test accuracy",
-           title=f"trade-off, mean of {len(bench['rate']['runs'])} seeds")
-    ax.legend(fontsize=8)
-    plt.show()
+from snncomp.kb import spec_tables
 
-# %% [markdown]
-# Against the targets (means over the seeds): the rate side's goal of at least 60% fewer spikes for at most one
-# point, and early exit's goal of at most half the steps for at most half a point; then temporal against rate
-# coding on the same budget.
-
-# %%
-for key in ("rate_targets", "rate_curves", "exit_targets", "exit_calibrated_table", "ttfs_table"):
-    for row in bench.get(key, []):
-        print(key, row)
-if "exit" in bench:
-    assert all(r["average steps"] <= r["T"] for r in bench["exit_targets"])
-if "ttfs" in bench:
-    assert all(run["time-to-first-spike"]["max_spikes_per_neuron"] <= 1 for run in bench["ttfs"]["runs"])
-if "s4nn" in bench:
-    assert all(run["s4nn"]["max_spikes_per_neuron"] <= 1 for run in bench["s4nn"]["runs"])
+rate = spec_tables.means(ROOT, "spike_reduction", "rate_table")
+fig, ax = plt.subplots(figsize=(5, 3.2))
+l1 = sorted((r["synops"], r["accuracy"]) for r in rate if r["run"].startswith("l1-"))
+ax.plot([p[0] for p in l1], [p[1] for p in l1], "o-", label="spike-rate L1, four weights")
+for r in rate:
+    if not r["run"].startswith("l1-"):
+        ax.plot(r["synops"], r["accuracy"], "*", ms=10, label=r["run"])
+ax.set(xlabel="effective synaptic operations per sample", ylabel="test accuracy (%)",
+       title="rate side, means over seeds 0, 1, 2")
+ax.legend(fontsize=8)
+plt.show()
+print(spec_tables.spec_targets(ROOT, "spike_reduction"))
+ttfs = {r["run"]: r for r in spec_tables.means(ROOT, "spike_reduction", "ttfs_table")}
+print(ttfs)
+assert all(r["seeds"] == [0, 1, 2] for r in rate)
+assert ttfs["time-to-first-spike"]["m:most-spikes.max_spikes_per_neuron"] <= 1
