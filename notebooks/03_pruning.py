@@ -16,10 +16,9 @@
 # Each family of the pruning section on the shared MNIST-5k baseline, with small budgets so the notebook
 # runs in about a minute: unstructured magnitude pruning at several sparsities, neuron-state-aware channel
 # pruning, and time-step reduction. The full comparison of every registered method over three seeds is the
-# benchmark `python benchmarks/pruning.py`; its committed results are loaded at the end.
+# spec `benchmarks/specs/pruning.toml` (`snncomp bench --spec pruning`); its stored results are read at the end.
 
 # %%
-import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -146,31 +145,33 @@ assert pruning.sparsity_report(exported)["sparsity"] == s_after
 # %% [markdown]
 # ## The benchmark: every method, two baselines, three seeds
 #
-# Loaded from `benchmarks/results/pruning.json` (reproduce with `python benchmarks/pruning.py`). Means over
-# seeds; `drop` is in accuracy points against each seed's dense baseline. The compact baseline above has
-# about 20k weights; the over-parameterised one (`conv-fc256-direct4`, a spiking 1568 -> 256 layer after the
-# same convolutions) about 409k, and prunes much further for the same loss.
+# Read from the one result store (`benchmarks/results/board.jsonl`, filled by `snncomp bench --spec pruning`)
+# through the tables of `benchmarks/specs/pruning.toml`, as the Pruning page shows them. Means over seeds;
+# `drop` is in accuracy points against each seed's dense baseline. The compact baseline above has about 20k
+# weights; the over-parameterised one (`conv-fc256-direct4`, a spiking 1568 -> 256 layer after the same
+# convolutions) about 409k, and prunes much further for the same loss.
 
 # %%
-bench = json.loads((ROOT / "benchmarks" / "results" / "pruning.json").read_text())
-cols = ["run", "seeds", "sparsity", "accuracy", "drop (points)", "energy µJ"]
+from snncomp.kb import spec_tables
+
+bench = {name: spec_tables.means(ROOT, "pruning", name) for name in ("compact", "overparameterised", "timesteps")}
 for name in ("compact", "overparameterised"):
     print(name)
-    print("".join(f"{c:>30}" if c == "run" else f"{c:>14}" for c in cols))
+    print(f"{'run':>32}{'seeds':>10}{'sparsity':>10}{'accuracy':>10}{'drop':>8}")
     for row in bench[name]:
-        print("".join((f"{row[c]:>30}" if c == "run" else f"{row[c]:>14}") if not isinstance(row[c], float)
-                      else f"{row[c]:>14.4g}" for c in cols))
-if "timesteps" in bench:
-    print("time steps (rate-coded baseline):", [(r["T"], r["accuracy"]) for r in bench["timesteps"]])
+        print(f"{row['run']:>32}{','.join(map(str, row['seeds'])) or '-':>10}"
+              + "".join(f"{row[c]:>10.4g}" if row.get(c) is not None else f"{'-':>10}" for c in ("sparsity", "accuracy", "drop")))
+print("time steps (rate-coded baseline):", [(r["run"], r.get("T"), r.get("accuracy")) for r in bench["timesteps"]])
 fig, ax = plt.subplots(figsize=(5, 3))
 for i, name in enumerate(("compact", "overparameterised")):
-    rows = bench[name]
-    mag = [r for r in rows if r["method"] == "magnitude" and "-" not in r["run"].removeprefix("magnitude-").removesuffix("-fc256")]
-    ax.plot([r["sparsity"] for r in mag], [r["drop (points)"] for r in mag], "o-", c=f"C{i}", label=f"{name}: magnitude")
-    other = [r for r in rows if r["method"] != "magnitude"]
-    ax.scatter([r["sparsity"] for r in other], [r["drop (points)"] for r in other], c=f"C{i}", marker="x",
+    done = [r for r in bench[name] if r.get("drop") is not None]
+    mag = sorted((r["sparsity"], r["drop"]) for r in done if r["run"].split("-")[0] == "magnitude"
+                 and r["run"].removeprefix("magnitude-").removesuffix("-fc256").isdigit())
+    ax.plot([m[0] for m in mag], [m[1] for m in mag], "o-", c=f"C{i}", label=f"{name}: magnitude")
+    other = [r for r in done if not r["run"].startswith("magnitude")]
+    ax.scatter([r["sparsity"] for r in other], [r["drop"] for r in other], c=f"C{i}", marker="x",
                label=f"{name}: other methods")
 ax.set(xlabel="weight sparsity", ylabel="accuracy drop (points)", title="benchmark means")
 ax.legend(fontsize=7)
 plt.show()
-assert bench["seeds"] == [0, 1, 2] and bench["compact"] and bench["overparameterised"]
+assert all(r["seeds"] == [0, 1, 2] for name in ("compact", "overparameterised") for r in bench[name])
