@@ -18,8 +18,11 @@ $(STAMP): requirements.txt requirements-peers.txt pyproject.toml
 	$(PIP) --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# --dirty: after an edit only the pages that changed are built again (the generated ones included: the hook
+# keeps them on disk under .cache/site and rewrites a page only when its text changes); the first build
+# runs the notebooks whose cached run is missing in parallel, one kernel per core (hooks/sitegen.py)
 serve: env
-	$(BIN)/mkdocs serve --strict -a 127.0.0.1:8000
+	$(BIN)/mkdocs serve --strict --dirty -a 127.0.0.1:8000
 
 build: env
 	$(BIN)/mkdocs build --strict

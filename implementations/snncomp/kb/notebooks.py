@@ -1,40 +1,202 @@
-"""The cache of executed notebooks, shared by the site build and the test run.
+"""The cache of executed notebooks, shared by the site build and the test run, and the parallel runner.
 
-A notebook's run is valid as long as the notebook, the package and the committed benchmark results
-are unchanged, so its cache file is named by a hash of all three:
-`.cache/notebooks/<stem>-<hash>.ipynb`. The MkDocs hook (`hooks/sitegen.py`) renders a cached run
-when one exists and executes the notebook otherwise; the root `conftest.py` stores the run nbval
-has just made under the same name, so a test session executes each notebook once.
+A notebook's run is valid as long as the notebook and what it reads are unchanged, so its cache file
+is named by a hash of them: `.cache/notebooks/<stem>-<hash>.ipynb`. What a notebook reads
+(`dependencies`):
+
+* the notebook's own text;
+* the source of every module of the package it imports, transitively within the package, found by
+  reading `import` statements with `ast` (module level and inside functions; a `from pkg import name`
+  counts `pkg` and, when it is a module, `pkg.name`; importing a module runs its parent packages'
+  `__init__`, so those count too);
+* when one of those modules (or the notebook) imports dynamically (`importlib.import_module`,
+  `import_sections`, `pkgutil.iter_modules`) or asks the registry (`registry.methods`, `.get`,
+  `.declared`), which imports every section, every module of the package outside `kb`;
+* the data files beside those modules (`energy/chips.toml`), and every non-Python file under a
+  top-level project folder that one of those sources names in a string literal (`"benchmarks"`,
+  `"recipes/prune-quantize.toml"`): the result store, the specs, the recipes.
+
+A notebook that cannot be parsed depends on the whole package and every such folder. A change to one
+module therefore runs again only the notebooks that can see it. The MkDocs hook (`hooks/sitegen.py`)
+runs the notebooks whose cache entry is missing in parallel, one kernel per core (`execute_all`), at
+the start of the build and renders cached runs; the root `conftest.py` stores the run nbval has just
+made under the same name, so a test session executes each notebook once.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import os
+import re
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from snncomp.files import write_atomic
 
-__all__ = ["CACHE_DIR", "source_hash", "cache_path", "read", "store"]
+__all__ = ["CACHE_DIR", "PACKAGE", "dependencies", "source_hash", "cache_path", "read", "store", "execute",
+           "execute_all", "longest_first", "default_jobs", "NotebookError"]
 
 CACHE_DIR = Path(".cache") / "notebooks"
+PACKAGE = Path("implementations") / "snncomp"  # relative to the project root
+_ROOT_PACKAGE = "snncomp"
+_NOT_DATA = {"implementations", "notebooks"}  # top-level folders never counted as data folders
+_DYNAMIC_CALLS = {"import_module", "import_sections", "iter_modules", "walk_packages"}
+_REGISTRY_LOOKUPS = {"methods", "get", "declared"}
+_PATHLIKE = re.compile(r"^[\w.-]+(?:/[\w.-]+)*/?$")
+# the two modules that import every section on request (`import_sections`, the registry's lookups): their
+# own dynamic imports do not count; the calls that trigger them (`registry.methods()`, ...) do
+_LOADERS = {_ROOT_PACKAGE, f"{_ROOT_PACKAGE}.registry"}
+SECONDS = "seconds.json"  # in the cache folder: each notebook's last run time, to start the longest first
+
+
+# ----------------------------------------------------------------------------- static import graph
+
+
+class _Facts:
+    """What one source file imports (absolute names, unresolved), whether it imports dynamically, and
+    the path-like string literals it holds."""
+
+    __slots__ = ("imports", "dynamic", "strings")
+
+    def __init__(self, imports: list[tuple[str, tuple[str, ...]]], dynamic: bool, strings: set[str]):
+        self.imports, self.dynamic, self.strings = imports, dynamic, strings
+
+
+_FACTS: dict[tuple[str, int, int], _Facts | None] = {}  # (path, mtime, size) -> facts (None: unparsable)
+
+
+def _facts(path: Path, module: str, is_package: bool) -> _Facts | None:
+    st = path.stat()
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _FACTS:
+        try:
+            with warnings.catch_warnings():  # an invalid escape in a docstring is the module's own business
+                warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+                tree = ast.parse(path.read_bytes(), filename=str(path))
+        except (SyntaxError, ValueError):
+            _FACTS[key] = None
+        else:
+            _FACTS[key] = _read_facts(tree, module, is_package)
+    return _FACTS[key]
+
+
+def _read_facts(tree: ast.AST, module: str, is_package: bool) -> _Facts:
+    here = module.split(".") if is_package else module.split(".")[:-1]  # the package relative imports start from
+    imports: list[tuple[str, tuple[str, ...]]] = []
+    dynamic, strings = False, set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imports += [(a.name, ()) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[:len(here) - (node.level - 1)] if node.level > 1 else here
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            imports.append((name, tuple(a.name for a in node.names)))
+        elif isinstance(node, ast.Call):
+            f = node.func
+            called = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            if called in _DYNAMIC_CALLS or (called in _REGISTRY_LOOKUPS and isinstance(f, ast.Attribute)
+                                            and isinstance(f.value, ast.Name) and f.value.id == "registry"):
+                dynamic = True
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _PATHLIKE.match(node.value):
+            strings.add(node.value)
+    return _Facts(imports, dynamic and module not in _LOADERS, strings)
+
+
+def _modules(package_dir: Path) -> dict[str, tuple[Path, bool]]:
+    """Every module of the package in `package_dir`: dotted name -> (file, is a package)."""
+    out = {}
+    for p in sorted(package_dir.rglob("*.py")):
+        if "__pycache__" in p.parts:
+            continue
+        parts = list(p.relative_to(package_dir.parent).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        out[".".join(parts[:-1] if is_package else parts)] = (p, is_package)
+    return out
+
+
+def _with_parents(name: str, modules: dict) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1) if ".".join(parts[:i]) in modules]
+
+
+def dependencies(nb_path: Path, base: Path) -> list[Path]:
+    """Every file the executed notebook `nb_path` depends on (see the module docstring), the notebook
+    first, then sorted; `base` is the project root holding `implementations/snncomp`."""
+    nb_path, base = Path(nb_path).resolve(), Path(base).resolve()
+    modules = _modules(base / PACKAGE)
+    every_section = {m for m in modules if m.split(".")[1:2] != ["kb"]}
+    nb = _facts(nb_path, "__notebook__", False)
+    seen: set[str] = set()
+    strings: set[str] = set()
+    if nb is None:  # cannot read its imports: everything
+        seen, every_folder = set(modules), True
+    else:
+        every_folder = False
+        todo: list[str] = []
+        pending = [nb]
+        strings |= nb.strings
+        while pending:
+            facts = pending.pop()
+            if facts.dynamic:
+                todo += sorted(every_section)
+            for name, names in facts.imports:
+                if name.split(".")[0] != _ROOT_PACKAGE:
+                    continue
+                todo += _with_parents(name, modules)
+                todo += [f"{name}.{n}" for n in names if f"{name}.{n}" in modules]
+            while todo:
+                m = todo.pop()
+                if m in seen:
+                    continue
+                seen.add(m)
+                path, is_package = modules[m]
+                f = _facts(path, m, is_package)
+                if f is None:  # an unparsable module: everything
+                    seen, every_folder = set(modules), True
+                    pending, todo = [], []
+                    break
+                strings |= f.strings
+                pending.append(f)
+    files = {modules[m][0] for m in seen}
+    for folder in {modules[m][0].parent for m in seen}:  # data files beside the modules
+        files |= {p for p in folder.iterdir() if p.is_file() and p.suffix not in (".py", ".pyc")}
+    folders = {s.split("/")[0] for s in strings} if not every_folder else {p.name for p in base.iterdir()}
+    for name in sorted(folders - _NOT_DATA):
+        folder = base / name
+        if name.startswith(".") or not folder.is_dir():
+            continue
+        files |= {p for p in folder.rglob("*") if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts
+                  and not any(part.startswith(".") for part in p.relative_to(base).parts)}
+    return [nb_path] + sorted(files - {nb_path})
 
 
 def source_hash(nb_path: Path, base: Path) -> str:
-    """Hash of the notebook, every `.py` file of the package (subpackages included) and every
-    committed benchmark result, relative to the project root `base`."""
-    nb_path, base = Path(nb_path), Path(base)
-    h = hashlib.sha256(nb_path.read_bytes())
-    sources = sorted((base / "implementations" / "snncomp").rglob("*.py"))
-    results = sorted(p for p in (base / "benchmarks" / "results").glob("*") if p.is_file())
-    for p in sources + results:
-        h.update(p.relative_to(base).as_posix().encode())
-        h.update(p.read_bytes())
+    """Hash of the notebook and every file it depends on (`dependencies`), relative to the project root `base`."""
+    nb_path, base = Path(nb_path).resolve(), Path(base).resolve()
+    h = hashlib.sha256()
+    for p in dependencies(nb_path, base):
+        rel = p.relative_to(base).as_posix() if p.is_relative_to(base) else p.name
+        h.update(rel.encode() + b"\0")
+        data = p.read_bytes()
+        h.update(len(data).to_bytes(8, "little") + data)
     return h.hexdigest()[:16]
 
 
 def cache_path(nb_path: Path, base: Path) -> Path:
     """Where the run of `nb_path` made against the current sources is (or would be) cached."""
     return Path(base) / CACHE_DIR / f"{Path(nb_path).stem}-{source_hash(nb_path, base)}.ipynb"
+
+
+# ----------------------------------------------------------------------------- cache files
 
 
 def read(path: Path):
@@ -56,3 +218,97 @@ def store(nb, path: Path) -> Path:
         if old != path and old.stem.rsplit("-", 1)[0] == stem:
             old.unlink(missing_ok=True)
     return path
+
+
+# ----------------------------------------------------------------------------- execution
+
+
+def default_jobs() -> int:
+    """Kernels to run at once: `SNNCOMP_NOTEBOOK_JOBS` when set, else the cores this process may use."""
+    env = os.environ.get("SNNCOMP_NOTEBOOK_JOBS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"SNNCOMP_NOTEBOOK_JOBS must be a positive integer, got {env!r}")
+        return int(env)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def longest_first(items: Iterable[tuple[Path, Path]], base: Path) -> list[tuple[Path, Path]]:
+    """`(notebook, cache target)` pairs ordered by their last recorded run time, longest first (a
+    notebook never timed first, then larger files first), so that parallel runs end close together."""
+    seconds = _seconds(Path(base) / CACHE_DIR)
+    return sorted(items, key=lambda it: (-seconds.get(it[0].stem, float("inf")), -it[0].stat().st_size, it[0].name))
+
+
+def _seconds(folder: Path) -> dict[str, float]:
+    import json
+
+    try:
+        data = json.loads((folder / SECONDS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: float(v) for k, v in data.items() if isinstance(v, (int, float))} if isinstance(data, dict) else {}
+
+
+_SECONDS_LOCK = threading.Lock()
+
+
+def _record_seconds(folder: Path, stem: str, seconds: float) -> None:
+    import json
+
+    with _SECONDS_LOCK:
+        data = _seconds(folder)
+        data[stem] = round(seconds, 1)
+        write_atomic(folder / SECONDS, json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def execute(nb_path: Path, target: Path, timeout: int = 900):
+    """Run the jupytext notebook `nb_path` in a fresh kernel (its folder as working directory), store
+    the executed notebook at `target` and return it. The kernel talks over local IPC sockets in a
+    private temporary folder (no TCP port, and so no warning about unencrypted TCP)."""
+    import jupytext
+    from nbclient import NotebookClient
+    from traitlets.config import Config
+
+    t0 = time.perf_counter()
+    nb = jupytext.read(nb_path)
+    with tempfile.TemporaryDirectory(prefix="snn-kernel-") as sockets:
+        config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "k")}})
+        NotebookClient(nb, kernel_name="python3", timeout=timeout, config=config,
+                       resources={"metadata": {"path": str(Path(nb_path).parent)}}).execute()
+    store(nb, target)
+    _record_seconds(Path(target).parent, Path(nb_path).stem, time.perf_counter() - t0)
+    return nb
+
+
+def execute_all(items: Iterable[tuple[Path, Path]], jobs: int | None = None,
+                on_start: Callable[[Path], None] | None = None) -> dict[Path, object]:
+    """Run every `(notebook, cache target)` of `items` in their order, `jobs` kernels at a time (default
+    `default_jobs()`; order them with `longest_first`); return notebook -> executed notebook. The first failure is
+    raised after the other runs end, naming its notebook."""
+    items = list(items)
+    if not items:
+        return {}
+    jobs = max(1, min(jobs or default_jobs(), len(items)))
+
+    def run(item):
+        if on_start:
+            on_start(item[0])
+        return execute(*item)
+
+    out, failed = {}, []
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="snncomp-notebook") as pool:
+        futures = {pool.submit(run, item): item[0] for item in items}
+        for fut, nb_path in futures.items():
+            try:
+                out[nb_path] = fut.result()
+            except Exception as exc:  # noqa: BLE001 - reported below with the notebook's name
+                failed.append((nb_path, exc))
+    if failed:
+        nb_path, exc = failed[0]
+        raise NotebookError(f"notebook {nb_path.name} failed: {exc}") from exc
+    return out
+
+
+class NotebookError(RuntimeError):
+    """A notebook whose run failed; the message names it."""
