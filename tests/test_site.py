@@ -20,13 +20,9 @@ MKDOCS = [sys.executable, "-m", "mkdocs"]
 
 
 @pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    """The strict build of the real site: its folder and the notebooks the build itself executed
-    (the hook logs "snncomp: executing NAME" at INFO, so the build runs without -q)."""
-    out = tmp_path_factory.mktemp("site")
-    res = subprocess.run(MKDOCS + ["build", "--strict", "-d", str(out)], cwd=ROOT, capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout + res.stderr
-    return out, set(re.findall(r"snncomp: executing (\S+)", res.stdout + res.stderr))
+def build(site_build):
+    """The session's strict build of the real site (tests/conftest.py; tests/test_browser.py drives the same one)."""
+    return site_build
 
 
 @pytest.fixture(scope="module")
