@@ -18,7 +18,7 @@
 # (magnitude pruning to 80 %, then 4-bit LSQ weights), written back to NIR with `nir_io.export`, and run
 # again in snnTorch. At each crossing the notebook checks that every spike of the hidden layer is the same
 # in both libraries, and it measures the cost before and after with `evaluation.measure_all`. The page
-# [Bring your own model](../bring-your-own-model.md) explains the discretisation and the traps.
+# [Bring your own model](../../bring-your-own-model/) explains the discretisation and the traps.
 
 # %%
 import torch
