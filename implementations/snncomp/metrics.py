@@ -129,7 +129,7 @@ def stored_width(widths: dict[str, tuple[int, int, bool]], mname: str, module: n
 
 
 def deployed_bits(model: nn.Module, sparse: str = "dense", index_bits: int = 4) -> int:
-    """Bits needed to deploy the tensors: numel x bit width, where the width is the `bits` of a
+    r"""Bits needed to deploy the tensors: numel x bit width, where the width is the `bits` of a
     quantizer on the tensor (plus what it stores beside the integers, its `overhead_bits`: scales,
     a codebook), else a module attribute `<name>_bits`, else its stored dtype's width. With `sparse`
     other than `"dense"`, the weights of conv and linear layers are stored in that format

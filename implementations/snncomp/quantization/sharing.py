@@ -93,7 +93,7 @@ def power_of_two_levels(bits: int, max_exponent: int | None = None) -> Tensor:
 
 
 def nearest_level(x: Tensor, levels: Tensor) -> Tensor:
-    """Each entry of `x` replaced by the nearest of $\{0, \pm \text{levels}\}$ (ties to the smaller magnitude)."""
+    r"""Each entry of `x` replaced by the nearest of $\{0, \pm \text{levels}\}$ (ties to the smaller magnitude)."""
     lv = levels.to(x.dtype)
     idx = (x.abs().unsqueeze(-1) - lv).abs().argmin(-1)
     return torch.sign(x) * lv[idx]
@@ -142,7 +142,7 @@ class PowerOfTwoQuantize(nn.Module):
         return w_hat + (w - w.detach()) * inside
 
     def integers(self, w: Tensor) -> Tensor:
-        """The signed level of every weight ($0$ or $\pm 2^k$), int64."""
+        r"""The signed level of every weight ($0$ or $\pm 2^k$), int64."""
         return nearest_level(w.detach() / self.alpha, self.levels).long()
 
     @property
