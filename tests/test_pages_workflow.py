@@ -59,7 +59,7 @@ def test_every_action_is_pinned_to_a_commit(wf):
 def test_make_build_is_the_pinned_strict_build():
     """`make build` installs only from the pinned requirement files and the package itself, then builds
     strictly (a dry run of every recipe, so nothing is installed here)."""
-    out = subprocess.run(["make", "-n", "-B", "build"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(["make", "--no-print-directory", "-n", "-B", "build"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     lines = [line.strip() for line in out.splitlines() if line.strip()]
     installs = [line for line in lines if "pip install" in line]
     assert [re.sub(r".* (-r \S+|-e \.)$", r"\1", line) for line in installs] == [

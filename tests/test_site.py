@@ -114,6 +114,10 @@ def _mini_project(tmp: Path, page_text: str) -> Path:
     (tmp / "notebooks").mkdir()
     (tmp / "implementations" / "snncomp").mkdir(parents=True)
     (tmp / "docs").mkdir()
+    for page in (ROOT / "docs").glob("*.md"):  # the families' anchors need the section pages' headings only
+        if page.name != "index.md":
+            heads = [line for line in page.read_text().splitlines() if line.startswith("#")]
+            (tmp / "docs" / page.name).write_text("\n\n".join(heads) + "\n")
     (tmp / "docs" / "index.md").write_text(page_text)
     hook = ROOT / "hooks" / "sitegen.py"
     (tmp / "mkdocs.yml").write_text(
