@@ -223,21 +223,19 @@ def _prepare(runs: Sequence[Run], threads: int, show: bool, jobs: int = 1) -> No
             teacher = step.options.get("teacher")
             if isinstance(teacher, str) and teacher in baselines.BASELINES:
                 needed[(teacher, r.seed)] = None
+    if show:
+        for name, seed, *on in needed:
+            print(f"baseline {name}{''.join(f' on {d}' for d in on)} seed {seed}", file=sys.stderr, flush=True)
     if jobs > 1 and len(needed) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                  initargs=(threads,)) as pool:
-            for name, seed, *on in needed:
-                if show:
-                    print(f"baseline {name}{''.join(f' on {d}' for d in on)} seed {seed}", file=sys.stderr, flush=True)
             list(pool.map(_train_baseline, needed))
         return
-    for name, seed, *on in needed:
-        if show:
-            print(f"baseline {name}{''.join(f' on {d}' for d in on)} seed {seed}", file=sys.stderr, flush=True)
-        _train_baseline((name, seed, *on), threads)
+    for key in needed:
+        _train_baseline(key, threads)
 
 
 def _train_baseline(name_seed: tuple, threads: int | None = None) -> None:

@@ -80,9 +80,8 @@ def _stat(per: dict[int, dict], metric: str) -> tuple[float | None, float | None
     return leaderboard._mean_sd([m.get(metric) for m in per.values()])
 
 
-def _footer(spec: specs_mod.Spec) -> str:
-    return (f"*From `benchmarks/specs/{spec.section}.toml`; filled by `{specs_mod.command(spec.section)}`; "
-            "mean ± standard deviation over the seeds listed.*")
+def _footer(spec: specs_mod.Spec, how: str = "mean ± standard deviation over the seeds listed") -> str:
+    return f"*From `benchmarks/specs/{spec.section}.toml`; filled by `{specs_mod.command(spec.section)}`; {how}.*"
 
 
 def _entries(row: dict, measure: str, rows: str) -> list[tuple[str, dict]]:
@@ -157,8 +156,7 @@ def energy_assumptions(base: Path, spec: specs_mod.Spec, t: specs_mod.Table) -> 
             lines.append(f"| {regime} | {key[0]} | {key[1]} | {sum(vals) / len(vals):.3f} | "
                          f"{min(vals):.3f} to {max(vals):.3f} |")
     seeds = sorted(seed for seed, r in rows.get(snn_name, {}).items() if r.get("status") == "ok")
-    return "\n".join(lines + ["", f"*Seeds {', '.join(map(str, seeds)) or 'none'}; from `benchmarks/specs/{spec.section}.toml`,"
-                               f" filled by `{specs_mod.command(spec.section)}`.*", ""])
+    return "\n".join(lines + ["", _footer(spec, f"seeds {', '.join(map(str, seeds)) or 'none'}"), ""])
 
 
 def ranking(base: Path, spec: specs_mod.Spec, t: specs_mod.Table) -> str:
@@ -178,9 +176,9 @@ def ranking(base: Path, spec: specs_mod.Spec, t: specs_mod.Table) -> str:
         lines.append(f"| `{ref}` | " + " | ".join(cells) + " |")
     first = order[t.columns[0]]
     differ = [_header(c)[0].replace(" (nJ)", "") for c in t.columns[1:] if order[c] != first and len(order[c]) == len(first)]
-    lines += ["", f"*Order differs from {_header(t.columns[0])[0].replace(' (nJ)', '')} under: {', '.join(differ) or 'none'}. "
-                  f"Ranked on the means over seeds; from `benchmarks/specs/{spec.section}.toml`, filled by "
-                  f"`{specs_mod.command(spec.section)}`.*", ""]
+    first_name = _header(t.columns[0])[0].replace(" (nJ)", "")
+    lines += ["", f"*Order differs from {first_name} under: {', '.join(differ) or 'none'}.*", "",
+              _footer(spec, "ranked on the means over seeds"), ""]
     return "\n".join(lines)
 
 
