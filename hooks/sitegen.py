@@ -78,7 +78,7 @@ def _start_notebooks(base: Path) -> None:
     _STATE["runs"] = None
     if missing:  # runs in threads: each notebook runs in its own kernel process
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snncomp-notebooks")
-        _STATE["runs"] = pool.submit(nbcache.execute_all, nbcache.longest_first(missing, base),
+        _STATE["runs"] = pool.submit(nbcache.execute_all, nbcache.schedule(missing, base),
                                      on_start=lambda nb: log.info("snncomp: executing %s", nb.name))
         pool.shutdown(wait=False)
 

@@ -136,6 +136,38 @@ def test_longest_first_uses_recorded_times_then_size(project):
     assert order == ["results.py", "section.py", "plain.py"]  # never timed first, then the longest
 
 
+def test_baselines_named_reads_literal_calls_of_the_cached_builder(tmp_path):
+    nb = tmp_path / "nb.py"
+    nb.write_text(textwrap.dedent("""\
+        # %%
+        from snncomp import baselines
+        net, enc = baselines.trained("conv-direct4", seed=1)
+        ann, _ = baselines.trained(name="conv-ann")
+        split = baselines.split("digits-conv-direct4")
+        rec = baselines.record("mlp-direct4", 2)
+        other = baselines.trained(NAME)  # not a literal: not seen
+        """))
+    assert nbcache.baselines_named(nb) == {("conv-direct4", 1), ("conv-ann", 0), ("digits-conv-direct4", 0),
+                                           ("mlp-direct4", 2)}
+
+
+def test_on_a_cold_baseline_cache_one_notebook_trains_while_the_others_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNCOMP_CACHE", str(tmp_path / "cache"))
+    texts = {"big.py": 'baselines.trained("shared")\n' + "#\n" * 40,  # larger files count as longer
+             "mid.py": 'baselines.trained("shared")\n' + "#\n" * 20,
+             "own.py": 'baselines.trained("alone")\n' + "#\n" * 10,  # its baseline is needed by nobody else
+             "free.py": "print(1)\n"}
+    for name, text in texts.items():
+        (tmp_path / name).write_text(text)
+    items = [(tmp_path / n, tmp_path / n) for n in texts]
+    assert [nb.name for nb, _ in nbcache.longest_first(items, tmp_path)] == ["big.py", "mid.py", "own.py", "free.py"]
+    # mid.py would wait on big.py's training of "shared": it goes after the notebooks that wait for nothing
+    assert [nb.name for nb, _ in nbcache.schedule(items, tmp_path)] == ["big.py", "own.py", "free.py", "mid.py"]
+    (tmp_path / "cache" / "baselines").mkdir(parents=True)
+    (tmp_path / "cache" / "baselines" / "shared-seed0-0123abcd.pt").write_bytes(b"")
+    assert [nb.name for nb, _ in nbcache.schedule(items, tmp_path)] == ["big.py", "mid.py", "own.py", "free.py"]
+
+
 def test_default_jobs_reads_the_environment(monkeypatch):
     monkeypatch.setenv("SNNCOMP_NOTEBOOK_JOBS", "3")
     assert nbcache.default_jobs() == 3
@@ -146,12 +178,20 @@ def test_default_jobs_reads_the_environment(monkeypatch):
     assert nbcache.default_jobs() >= 1
 
 
-def test_notebooks_run_in_parallel_kernels_over_ipc_and_a_failure_names_its_notebook(tmp_path, capfd):
+@pytest.mark.parametrize(("cores", "jobs", "threads"), [(2, 2, 1), (2, 1, 2), (16, 4, 4), (2, 8, 1)])
+def test_kernels_share_the_cores_out(monkeypatch, cores, jobs, threads):
+    monkeypatch.setattr(nbcache, "default_cores", lambda: cores)
+    assert nbcache.kernel_threads(jobs) == threads
+
+
+def test_notebooks_run_in_parallel_kernels_over_ipc_and_a_failure_names_its_notebook(tmp_path, capfd, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(nbcache, "default_cores", lambda: 2)  # two kernels on two cores: one thread each
     good = tmp_path / "good.py"
     good.write_text(textwrap.dedent("""\
         # %%
         import os
-        print("sum", 20 + 22, os.path.basename(os.getcwd()))
+        print("sum", 20 + 22, os.path.basename(os.getcwd()), "threads", os.environ.get("OMP_NUM_THREADS"))
         """))
     bad = tmp_path / "bad.py"
     bad.write_text("# %%\nraise RuntimeError('broken on purpose')\n")
@@ -162,7 +202,7 @@ def test_notebooks_run_in_parallel_kernels_over_ipc_and_a_failure_names_its_note
                             on_start=lambda nb: started.append(nb.name))
     assert sorted(started) == ["bad.py", "good.py"]
     run = nbcache.read(cache / "good-0.ipynb")  # the good run is stored even though the other failed
-    assert any("sum 42 " + tmp_path.name in out.get("text", "") for out in run.cells[0].outputs)
+    assert any(f"sum 42 {tmp_path.name} threads 1" in out.get("text", "") for out in run.cells[0].outputs)
     assert not (cache / "bad-0.ipynb").exists()
     seconds = json.loads((cache / nbcache.SECONDS).read_text())
     assert set(seconds) == {"good"} and seconds["good"] > 0
