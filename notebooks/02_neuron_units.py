@@ -145,7 +145,7 @@ Ts = [1, 4, 16, 64]
 e_snn = {"fp32": [], "int8": []}
 acc_T = []
 for T in Ts:
-    r = metrics.measure(snn, split.test_x[::5], encoding.Direct(T), split.test_y[::5])  # 200 images, all classes
+    r = metrics.measure(snn, split.test_x[::10], encoding.Direct(T), split.test_y[::10])  # 100 images, 10 per class
     acc_T.append(r.accuracy)
     for reg in e_snn:
         e_snn[reg].append(energy.estimate(r, reg).total_uj)

