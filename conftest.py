@@ -1,7 +1,8 @@
-"""Let nbval run the jupytext percent notebooks in notebooks/*.py directly (it only collects .ipynb),
-and keep the run: once every cell of a notebook has passed, the executed notebook (the outputs nbval
-collected) is stored in the site's notebook cache (`snncomp.kb.notebooks`), so the site build later
-in the same session renders it instead of executing it again."""
+"""Let nbval run the jupytext percent notebooks in notebooks/*.py directly (it only collects .ipynb), in
+kernels with the build's environment (one torch thread), and keep the run: once every cell of a notebook
+has passed, the executed notebook (the outputs nbval collected) is stored in the site's notebook cache
+(`snncomp.kb.notebooks`), so the site build later in the same session renders it instead of executing it
+again."""
 
 import copy
 from pathlib import Path
@@ -31,6 +32,24 @@ class JupytextNotebook(plugin.IPyNbFile):
                 yield item
         finally:
             plugin.nbformat.read = read
+
+    def setup(self):
+        """Start the kernel with `KERNEL_ENV` (one torch thread), as the site build starts its kernels, so
+        a notebook's outputs and baselines are the same whichever of the two ran it."""
+        import os
+
+        from snncomp.kb import notebooks as nbcache
+
+        saved = {k: os.environ.get(k) for k in nbcache.KERNEL_ENV}
+        os.environ.update(nbcache.KERNEL_ENV)  # the kernel process inherits the environment at its start
+        try:
+            super().setup()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
     def teardown(self):
         try:

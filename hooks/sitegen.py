@@ -12,8 +12,9 @@
   with a table and the targets of `benchmarks/specs/SECTION.toml`, from the same store (`snncomp.kb.spec_tables`);
 * renders each `notebooks/*.py`, outputs included, as a page: from the cache of executed notebooks
   (`snncomp.kb.notebooks`, also filled by the nbval test run) or, on a miss, by executing it here: the
-  notebooks whose run is missing start at `on_config`, in parallel, one kernel per core, and `on_files`
-  waits for the slowest;
+  notebooks whose run is missing start at `on_config`, in parallel, one single-threaded kernel per core
+  (on a cold cache after the baselines they share), each page rendered as its notebook ends, and
+  `on_files` waits for the slowest;
 * turns every `[@key]` / `[@a; @b]` into links to the bibliography; an unknown key stops the build.
 
 What a warm build repeats is cached under `.cache/`: the executed notebooks and their rendered pages,
@@ -28,6 +29,7 @@ import inspect
 import json
 import logging
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -70,46 +72,68 @@ NOTEBOOKS_NAV = "Notebooks"
 
 def _start_notebooks(base: Path) -> None:
     """Start running, in a background thread, every notebook whose cached run is missing, one kernel per
-    core (`snncomp.kb.notebooks.execute_all`); `on_files` waits for them. The build so waits for the
-    slowest notebook, not for their sum, and the rest of the start-up runs meanwhile."""
+    core (`snncomp.kb.notebooks.execute_all`, in the order of `plan`: on a cold cache the baselines several
+    notebooks share train first while the others run); each page is rendered as its notebook ends, and
+    `on_files` waits for them. The build so waits for the slowest notebook, not for their sum, and the
+    rest of the start-up runs meanwhile."""
     targets = {nb: nbcache.cache_path(nb, base) for nb in _notebooks(base)}
     _STATE["notebooks"] = targets
     missing = [(nb, t) for nb, t in targets.items() if not t.exists()]
     _STATE["runs"] = None
     if missing:  # runs in threads: each notebook runs in its own kernel process
+        todo = nbcache.plan(missing, base)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snncomp-notebooks")
-        _STATE["runs"] = pool.submit(nbcache.execute_all, nbcache.schedule(missing, base),
-                                     on_start=lambda nb: log.info("snncomp: executing %s", nb.name))
+        if todo.baselines:
+            log.info("snncomp: training the baselines the notebooks share: %s",
+                     ", ".join(f"{n} seed {s}" for n, s in todo.baselines))
+        _STATE["runs"] = pool.submit(nbcache.execute_all, todo.notebooks, baselines=todo.baselines,
+                                     on_start=lambda nb: log.info("snncomp: executing %s", nb.name),
+                                     on_done=lambda nb, run: _render(nb, targets[nb], run))
         pool.shutdown(wait=False)
+
+
+_RENDER_LOCK = threading.Lock()
+
+
+def _html_path(target: Path) -> Path:
+    return target.with_name(f"{target.stem}-{_render_key()}.html")
+
+
+def _render(nb_path: Path, target: Path, executed) -> str:
+    """Render the executed notebook's page, keep it beside its run (`<stem>-<hash>-<render>.html`) and drop
+    the pages of its earlier runs and renderings. Called as each notebook ends (one at a time)."""
+    with _RENDER_LOCK:
+        html = _html_path(target)
+        text = notebook_page(nb_path, executed)
+        write_atomic(html, text)
+        for old in html.parent.glob(f"{nb_path.stem}-*.html"):  # earlier runs' and renderings' pages
+            if old != html and old.name.rsplit("-", 2)[0] == nb_path.stem:
+                old.unlink(missing_ok=True)
+        return text
 
 
 def _notebook_pages() -> dict[Path, str]:
     """Every notebook's page. A page is rendered once per executed run and kept beside it
     (`<stem>-<hash>-<render>.html`, `<render>` a digest of the rendering code and nbconvert's version), so a
     later build reads it instead of converting the notebook again; runs started by `_start_notebooks`
-    are waited for here."""
+    are waited for here (their pages were rendered as they ended)."""
     from mkdocs.exceptions import PluginError
 
-    runs = {}
     if _STATE.get("runs") is not None:
         try:
-            runs = _STATE["runs"].result()
+            _STATE["runs"].result()
         except nbcache.NotebookError as exc:
             raise PluginError(str(exc)) from None
     out = {}
     for nb_path, target in _STATE["notebooks"].items():
-        html = target.with_name(f"{target.stem}-{_render_key()}.html")
-        if html.exists() and nb_path not in runs:
+        html = _html_path(target)
+        if html.exists():
             out[nb_path] = html.read_text(encoding="utf-8")
             continue
-        executed = runs.get(nb_path) or nbcache.read(target)
+        executed = nbcache.read(target)
         if executed is None:
             raise PluginError(f"snncomp: {nb_path.name} has no executed run at {target}")
-        out[nb_path] = notebook_page(nb_path, executed)
-        write_atomic(html, out[nb_path])
-        for old in html.parent.glob(f"{nb_path.stem}-*.html"):  # earlier runs' and renderings' pages
-            if old != html and old.name.rsplit("-", 2)[0] == nb_path.stem:
-                old.unlink(missing_ok=True)
+        out[nb_path] = _render(nb_path, target, executed)
     return out
 
 

@@ -86,8 +86,8 @@ print(split.train_x.shape, split.test_x.shape)
 snn, _ = baselines.trained("conv-direct4", seed=0)  # trained on first use, then loaded from the cache
 ann, _ = baselines.trained("conv-ann", seed=0)
 snn_rec, ann_rec = baselines.record("conv-direct4", 0), baselines.record("conv-ann", 0)
-print(f"SNN trained in {snn_rec['seconds']:.0f} s, ANN in {ann_rec['seconds']:.0f} s "
-      f"(when the cache was filled, {snn_rec['date']})")
+print(f"SNN trained in {snn_rec['seconds']:.0f} s, ANN in {ann_rec['seconds']:.0f} s on {snn_rec['threads']} torch "
+      f"thread(s), {snn_rec['cpu_capability']} kernels (when the cache was filled, {snn_rec['date']})")
 plt.figure(figsize=(5, 2.5))
 plt.plot([e["test_acc"] for e in snn_rec["history"]], "o-")
 plt.xlabel("epoch"); plt.ylabel("test accuracy"); plt.title("conv SNN, T = 4")

@@ -151,7 +151,7 @@ def test_baselines_named_reads_literal_calls_of_the_cached_builder(tmp_path):
                                            ("mlp-direct4", 2)}
 
 
-def test_on_a_cold_baseline_cache_one_notebook_trains_while_the_others_run(tmp_path, monkeypatch):
+def test_on_a_cold_baseline_cache_the_shared_baselines_train_first_while_the_other_notebooks_run(tmp_path, monkeypatch):
     monkeypatch.setenv("SNNCOMP_CACHE", str(tmp_path / "cache"))
     texts = {"big.py": 'baselines.trained("shared")\n' + "#\n" * 40,  # larger files count as longer
              "mid.py": 'baselines.trained("shared")\n' + "#\n" * 20,
@@ -161,11 +161,23 @@ def test_on_a_cold_baseline_cache_one_notebook_trains_while_the_others_run(tmp_p
         (tmp_path / name).write_text(text)
     items = [(tmp_path / n, tmp_path / n) for n in texts]
     assert [nb.name for nb, _ in nbcache.longest_first(items, tmp_path)] == ["big.py", "mid.py", "own.py", "free.py"]
-    # mid.py would wait on big.py's training of "shared": it goes after the notebooks that wait for nothing
-    assert [nb.name for nb, _ in nbcache.schedule(items, tmp_path)] == ["big.py", "own.py", "free.py", "mid.py"]
+    # "shared" is trained first, by one job; the notebooks that need it go after those that wait for nothing
+    todo = nbcache.plan(items, tmp_path)
+    assert todo.baselines == [("shared", 0)]
+    assert [nb.name for nb, _ in todo.notebooks] == ["own.py", "free.py", "big.py", "mid.py"]
     (tmp_path / "cache" / "baselines").mkdir(parents=True)
     (tmp_path / "cache" / "baselines" / "shared-seed0-0123abcd.pt").write_bytes(b"")
-    assert [nb.name for nb, _ in nbcache.schedule(items, tmp_path)] == ["big.py", "mid.py", "own.py", "free.py"]
+    todo = nbcache.plan(items, tmp_path)
+    assert todo.baselines == [] and [nb.name for nb, _ in todo.notebooks] == ["big.py", "mid.py", "own.py", "free.py"]
+
+
+def test_a_failed_training_of_the_shared_baselines_is_reported_first(tmp_path):
+    nb = tmp_path / "nb.py"
+    nb.write_text("# %%\nprint(1)\n")
+    with pytest.raises(nbcache.NotebookError, match=r"training the notebooks' baselines no-such-net:0 failed:\n"
+                                                     r"(.|\n)*unknown baseline 'no-such-net'"):
+        nbcache.execute_all([(nb, tmp_path / "nb-0.ipynb")], jobs=2, baselines=[("no-such-net", 0)])
+    assert (tmp_path / "nb-0.ipynb").exists()  # the notebook itself ran
 
 
 def test_default_jobs_reads_the_environment(monkeypatch):
@@ -178,15 +190,8 @@ def test_default_jobs_reads_the_environment(monkeypatch):
     assert nbcache.default_jobs() >= 1
 
 
-@pytest.mark.parametrize(("cores", "jobs", "threads"), [(2, 2, 1), (2, 1, 2), (16, 4, 4), (2, 8, 1)])
-def test_kernels_share_the_cores_out(monkeypatch, cores, jobs, threads):
-    monkeypatch.setattr(nbcache, "default_cores", lambda: cores)
-    assert nbcache.kernel_threads(jobs) == threads
-
-
 def test_notebooks_run_in_parallel_kernels_over_ipc_and_a_failure_names_its_notebook(tmp_path, capfd, monkeypatch):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(nbcache, "default_cores", lambda: 2)  # two kernels on two cores: one thread each
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # the kernels run on one thread whatever the caller's setting
     good = tmp_path / "good.py"
     good.write_text(textwrap.dedent("""\
         # %%
@@ -196,11 +201,12 @@ def test_notebooks_run_in_parallel_kernels_over_ipc_and_a_failure_names_its_note
     bad = tmp_path / "bad.py"
     bad.write_text("# %%\nraise RuntimeError('broken on purpose')\n")
     cache = tmp_path / "cache"
-    started = []
+    started, done = [], []
     with pytest.raises(nbcache.NotebookError, match="notebook bad.py failed"):
         nbcache.execute_all([(good, cache / "good-0.ipynb"), (bad, cache / "bad-0.ipynb")], jobs=2,
-                            on_start=lambda nb: started.append(nb.name))
-    assert sorted(started) == ["bad.py", "good.py"]
+                            on_start=lambda nb: started.append(nb.name),
+                            on_done=lambda nb, run: done.append((nb.name, len(run.cells))))
+    assert sorted(started) == ["bad.py", "good.py"] and done == [("good.py", 1)]
     run = nbcache.read(cache / "good-0.ipynb")  # the good run is stored even though the other failed
     assert any(f"sum 42 {tmp_path.name} threads 1" in out.get("text", "") for out in run.cells[0].outputs)
     assert not (cache / "bad-0.ipynb").exists()

@@ -58,6 +58,7 @@ def test_notebooks_render_with_outputs(site):
     html = (site / "notebooks" / "02_neuron_units" / "index.html").read_text()
     assert "data:image/png;base64" in html
     assert "trained in" in html
+    assert "on 1 torch thread(s)" in html  # the kernels run one thread, in the build and under nbval alike
 
 
 def test_notebooks_run_by_nbval_are_not_executed_again(build, nbval_cached):

@@ -302,6 +302,36 @@ def _bench(args, argv: list[str]) -> int:
     return 1 if failed else 0
 
 
+def _baselines(args) -> int:
+    """Train (or load) each named baseline into the cache, in order, with `--threads` torch threads (default
+    1, the thread count of the benchmark runs and the notebook kernels, which the cache key holds)."""
+    import time
+
+    import torch
+
+    from snncomp import baselines
+
+    wanted = []
+    for item in args.baselines:
+        name, _, seed = item.partition(":")
+        if name not in baselines.BASELINES:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(baselines.BASELINES), n=3, cutoff=0.3)
+            return _fail(f"unknown baseline {name!r} in {item!r}; "
+                         + (f"closest: {', '.join(close)}" if close else f"known: {', '.join(baselines.BASELINES)}"))
+        if seed and not seed.isdigit():
+            return _fail(f"{item!r}: the seed after ':' must be a non-negative integer")
+        wanted.append((name, int(seed or 0)))
+    torch.set_num_threads(args.threads)
+    for name, seed in wanted:
+        t0 = time.perf_counter()
+        baselines.trained(name, seed)
+        print(f"{name} seed {seed}: ready in {time.perf_counter() - t0:.1f} s "
+              f"({baselines.record(name, seed)['seconds']} s to train)", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="snncomp", description="Cite, list, search and export the snncomp knowledge base.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -329,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     cp.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     cp.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                     help="progress bars (default: when standard error is a terminal)")
+    bl = sub.add_parser("baselines", help="train (or load) baselines into the cache: NAME[:SEED] ...")
+    bl.add_argument("baselines", nargs="+", metavar="NAME[:SEED]", help="a baseline of snncomp.baselines, seed 0 by default")
+    bl.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as the benchmark and notebooks)")
     b = sub.add_parser("bench", help="run the leaderboard: every transform with its defaults and every recipe, "
                                      "resumable, into a JSON-lines store")
     b.add_argument("--quick", action="store_true", help="seed 0, the cheapest methods and two recipes, one-epoch budgets")
@@ -355,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.cmd == "compress":
         return _compress(args)
+    if args.cmd == "baselines":
+        return _baselines(args)
     if args.cmd == "bench":
         return _bench(args, list(sys.argv[1:] if argv is None else argv))
     try:

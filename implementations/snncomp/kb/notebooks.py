@@ -18,8 +18,9 @@ is named by a hash of them: `.cache/notebooks/<stem>-<hash>.ipynb`. What a noteb
 
 A notebook that cannot be parsed depends on the whole package and every such folder. A change to one
 module therefore runs again only the notebooks that can see it. The MkDocs hook (`hooks/sitegen.py`)
-runs the notebooks whose cache entry is missing in parallel, one kernel per core (`execute_all`), at
-the start of the build and renders cached runs; the root `conftest.py` stores the run nbval has just
+runs the notebooks whose cache entry is missing in parallel, one single-threaded kernel per core
+(`execute_all`; on a cold cache the baselines several of them share are trained first, `plan`), at the
+start of the build and renders cached runs; the root `conftest.py` stores the run nbval has just
 made under the same name, so a test session executes each notebook once.
 """
 
@@ -39,8 +40,9 @@ from pathlib import Path
 
 from snncomp.files import cache_folder, write_atomic
 
-__all__ = ["CACHE_DIR", "PACKAGE", "dependencies", "source_hash", "cache_path", "read", "store", "execute",
-           "execute_all", "longest_first", "schedule", "baselines_named", "default_jobs", "kernel_threads", "NotebookError"]
+__all__ = ["CACHE_DIR", "PACKAGE", "KERNEL_ENV", "dependencies", "source_hash", "cache_path", "read", "store",
+           "execute", "execute_all", "longest_first", "plan", "Plan", "prepare", "baselines_named", "default_jobs",
+           "NotebookError"]
 
 CACHE_DIR = Path(".cache") / "notebooks"
 PACKAGE = Path("implementations") / "snncomp"  # relative to the project root
@@ -230,7 +232,7 @@ def default_jobs() -> int:
         if not env.isdigit() or int(env) < 1:
             raise ValueError(f"SNNCOMP_NOTEBOOK_JOBS must be a positive integer, got {env!r}")
         return int(env)
-    return default_cores()
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def longest_first(items: Iterable[tuple[Path, Path]], base: Path) -> list[tuple[Path, Path]]:
@@ -246,7 +248,7 @@ _BASELINE_CALLS = {"trained", "record", "split"}  # `baselines.<call>(name, seed
 def baselines_named(nb_path: Path) -> set[tuple[str, int]]:
     """The `(name, seed)` baselines the notebook asks the cached builder for with literal arguments
     (`baselines.trained("conv-direct4", seed=0)`; `split` counts as seed 0). Others are not seen, which only
-    costs the scheduler a guess (`schedule`)."""
+    costs the scheduler a guess (`plan`)."""
     try:
         tree = ast.parse(Path(nb_path).read_bytes())
     except (SyntaxError, ValueError):
@@ -270,20 +272,47 @@ def _baseline_cached(name: str, seed: int) -> bool:
     return any(cache_folder("baselines").glob(f"{name}-seed{seed}-*.pt"))
 
 
-def schedule(items: Iterable[tuple[Path, Path]], base: Path) -> list[tuple[Path, Path]]:
-    """The order to run `(notebook, cache target)` pairs in: `longest_first`, except that on a cold baseline
-    cache only one of the notebooks that need the same missing baseline starts before the rest: it trains
-    that baseline while the other kernels run the notebooks that wait for nothing, instead of blocking on
-    the builder's lock (`baselines.trained`). On a fresh checkout this took the parallel build from about
-    175 to about 120 seconds on 2 cores."""
+class Plan:
+    """What to run: `baselines`, the `(name, seed)` baselines that more than one of the notebooks needs and
+    the cache lacks, trained first by one job (`prepare`); then `notebooks`, `(notebook, cache target)`
+    pairs, those that need none of those baselines first."""
+
+    __slots__ = ("baselines", "notebooks")
+
+    def __init__(self, baselines: list[tuple[str, int]], notebooks: list[tuple[Path, Path]]):
+        self.baselines, self.notebooks = baselines, notebooks
+
+
+def plan(items: Iterable[tuple[Path, Path]], base: Path) -> Plan:
+    """The order to run `(notebook, cache target)` pairs in: `longest_first`, except on a cold baseline cache.
+    There the baselines several notebooks share are trained first, by one job, while the other kernels
+    run the notebooks that wait for none of them; the notebooks that need them follow. Without this, every
+    kernel but one sat blocked on the builder's lock (`baselines.trained`) while one notebook trained them."""
     ordered = longest_first(items, base)
     missing = {nb: {b for b in baselines_named(nb) if not _baseline_cached(*b)} for nb, _ in ordered}
-    shared = {b for need in missing.values() for b in need if sum(b in other for other in missing.values()) > 1}
-    waiting = [it for it in ordered if missing[it[0]] & shared]
-    if not waiting:
-        return ordered
-    free = [it for it in ordered if not missing[it[0]] & shared]
-    return [waiting[0], *free, *waiting[1:]]
+    counts: dict[tuple[str, int], int] = {}
+    for need in missing.values():
+        for b in need:
+            counts[b] = counts.get(b, 0) + 1
+    shared = sorted(b for b, n in counts.items() if n > 1)
+    free = [it for it in ordered if not missing[it[0]] & set(shared)]
+    return Plan(shared, free + [it for it in ordered if it not in free])
+
+
+def prepare(baselines: Iterable[tuple[str, int]]) -> None:
+    """Train (or load) `baselines` into the cache in a separate process (`snncomp baselines`, one thread, as
+    the kernels); a failure raises `NotebookError` with the end of its output."""
+    import subprocess
+    import sys
+
+    names = [f"{name}:{seed}" for name, seed in baselines]
+    if not names:
+        return
+    cmd = [sys.executable, "-c", "import sys; from snncomp.kb.cli import main; sys.exit(main())", "baselines", *names]
+    done = subprocess.run(cmd, env={**os.environ, **KERNEL_ENV}, capture_output=True, text=True, check=False)
+    if done.returncode:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
+        raise NotebookError(f"training the notebooks' baselines {', '.join(names)} failed:\n{tail}")
 
 
 def _seconds(folder: Path) -> dict[str, float]:
@@ -308,32 +337,26 @@ def _record_seconds(folder: Path, stem: str, seconds: float) -> None:
         write_atomic(folder / SECONDS, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-def kernel_threads(jobs: int) -> int:
-    """Threads each of `jobs` kernels running at once may use: the cores shared out, at least one. Torch's
-    OpenMP threads spin while they wait, so more threads than cores (two kernels of two threads on two
-    cores) made the notebooks of a cold build 3-20 times slower than alone."""
-    return max(1, default_cores() // max(1, jobs))
+# Every notebook kernel runs torch on one thread, in the build and under nbval (`conftest.py`): its outputs
+# do not depend on the machine's core count or on who ran it, its baselines are the benchmark's (the cache
+# key holds the thread count; `snncomp bench` runs one thread per run), and two kernels share 2 cores without
+# oversubscribing them (torch's OpenMP threads spin while they wait: two kernels of two threads on 2 cores
+# made a cold build's notebooks 3 to 20 times slower than alone).
+KERNEL_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def default_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def execute(nb_path: Path, target: Path, timeout: int = 900, threads: int | None = None):
-    """Run the jupytext notebook `nb_path` in a fresh kernel (its folder as working directory), store
-    the executed notebook at `target` and return it. The kernel talks over local IPC sockets in a
-    private temporary folder (no TCP port, and so no warning about unencrypted TCP). `threads` sets the
-    kernel's OpenMP/MKL threads (`OMP_NUM_THREADS`, read by torch at import) unless the environment
-    already sets `OMP_NUM_THREADS`; None leaves the kernel its default."""
+def execute(nb_path: Path, target: Path, timeout: int = 900):
+    """Run the jupytext notebook `nb_path` in a fresh kernel (its folder as working directory, `KERNEL_ENV`
+    added to its environment), store the executed notebook at `target` and return it. The kernel talks
+    over local IPC sockets in a private temporary folder (no TCP port, and so no warning about unencrypted
+    TCP)."""
     import jupytext
     from nbclient import NotebookClient
     from traitlets.config import Config
 
     t0 = time.perf_counter()
     nb = jupytext.read(nb_path)
-    env = dict(os.environ)
-    if threads is not None and "OMP_NUM_THREADS" not in env:
-        env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
+    env = {**os.environ, **KERNEL_ENV}
     with tempfile.TemporaryDirectory(prefix="snn-kernel-") as sockets:
         config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "k")}})
         NotebookClient(nb, kernel_name="python3", timeout=timeout, config=config,
@@ -344,33 +367,43 @@ def execute(nb_path: Path, target: Path, timeout: int = 900, threads: int | None
 
 
 def execute_all(items: Iterable[tuple[Path, Path]], jobs: int | None = None,
-                on_start: Callable[[Path], None] | None = None) -> dict[Path, object]:
+                on_start: Callable[[Path], None] | None = None, *, baselines: Iterable[tuple[str, int]] = (),
+                on_done: Callable[[Path, object], None] | None = None) -> dict[Path, object]:
     """Run every `(notebook, cache target)` of `items` in their order, `jobs` kernels at a time (default
-    `default_jobs()`; order them with `longest_first`), each kernel on its share of the cores
-    (`kernel_threads`); return notebook -> executed notebook. The first failure is raised after the other
-    runs end, naming its notebook."""
-    items = list(items)
+    `default_jobs()`; order them with `plan`, which also names the `baselines` to train first, in one job
+    ahead of the notebooks); `on_done(notebook, executed)` is called in the worker thread as each
+    notebook ends. Return notebook -> executed notebook. The first failure is raised after the other runs
+    end, naming its notebook."""
+    items, baselines = list(items), list(baselines)
     if not items:
         return {}
-    jobs = max(1, min(jobs or default_jobs(), len(items)))
-    threads = kernel_threads(jobs)
+    jobs = max(1, min(jobs or default_jobs(), len(items) + bool(baselines)))
 
     def run(item):
         if on_start:
             on_start(item[0])
-        return execute(*item, threads=threads)
+        nb = execute(*item)
+        if on_done:
+            on_done(item[0], nb)
+        return nb
 
     out, failed = {}, []
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="snncomp-notebook") as pool:
+        first = pool.submit(prepare, baselines) if baselines else None
         futures = {pool.submit(run, item): item[0] for item in items}
+        if first is not None:
+            try:
+                first.result()
+            except Exception as exc:  # noqa: BLE001 - the notebooks that need them fail too, naming themselves
+                failed.append((None, exc))
         for fut, nb_path in futures.items():
             try:
                 out[nb_path] = fut.result()
             except Exception as exc:  # noqa: BLE001 - reported below with the notebook's name
                 failed.append((nb_path, exc))
     if failed:
-        nb_path, exc = failed[0]
-        raise NotebookError(f"notebook {nb_path.name} failed: {exc}") from exc
+        nb_path, exc = failed[0]  # a failed training of the baselines first: the notebooks needing them failed by it
+        raise NotebookError(f"notebook {nb_path.name} failed: {exc}" if nb_path else str(exc)) from exc
     return out
 
 
