@@ -6,8 +6,10 @@ BIN := $(VENV)/bin
 export NO_MKDOCS_2_WARNING := 1
 STAMP := $(VENV)/.snncomp-installed
 # --no-compile: the packages are byte-compiled as they are first imported instead of all at install (about
-# 30 s less to set up on 2 cores: most of torch is never imported)
+# 30 s less to set up on 2 cores: most of torch is never imported); so Python must be allowed to write
+# those files, whatever the calling shell says
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: env serve build test bench clean
 

@@ -294,7 +294,7 @@ def plan(items: Iterable[tuple[Path, Path]], base: Path) -> Plan:
     for need in missing.values():
         for b in need:
             counts[b] = counts.get(b, 0) + 1
-    shared = sorted(b for b, n in counts.items() if n > 1)
+    shared = sorted((b for b, n in counts.items() if n > 1), key=lambda b: (-counts[b], b))  # most needed first
     free = [it for it in ordered if not missing[it[0]] & set(shared)]
     return Plan(shared, free + [it for it in ordered if it not in free])
 
