@@ -160,8 +160,10 @@ def notebook_page(nb_path: Path, nb) -> str:
     rel = f"notebooks/{nb_path.name}"
     count = iter(range(1, 10_000))
     body = _IMG_NO_ALT.sub(lambda m: f'<img alt="Figure {next(count)} of {rel}, as its code above draws it"', body)
-    return (f'<p class="snn-nbnote">Rendered from <code>{rel}</code>, executed at build time; run it yourself with '
-            f'<code>jupytext --to ipynb {rel}</code> or directly under <code>make test</code>.</p>\n\n'
+    return (f'<p class="snn-nbnote">Rendered from <code>{rel}</code>, executed at build time. Download '
+            f'<a href="../{nb_path.name}" download>{nb_path.name}</a> (the jupytext source) or '
+            f'<a href="../{nb_path.stem}.ipynb" download>{nb_path.stem}.ipynb</a> (as executed here, outputs '
+            f'included); run it yourself in Jupyter or under <code>make test</code>.</p>\n\n'
             f'<div class="snn-notebook">\n{body}\n</div>\n')
 
 
@@ -270,6 +272,11 @@ def on_files(files, config, **kwargs):
             lambda metric=metric, label=label: leaderboard.pareto_svg(summary, metric, label))
     for uri, content in gen.items():
         files.append(_generated(config, uri, content))
+    from mkdocs.structure.files import File
+
+    for nb, target in _STATE["notebooks"].items():  # the downloads each notebook page offers
+        files.append(File.generated(config, f"notebooks/{nb.name}", abs_src_path=str(nb)))
+        files.append(File.generated(config, f"notebooks/{nb.stem}.ipynb", abs_src_path=str(target)))
     return files
 
 

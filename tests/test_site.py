@@ -61,6 +61,17 @@ def test_notebooks_render_with_outputs(site):
     assert "on 1 torch thread(s)" in html  # the kernels run one thread, in the build and under nbval alike
 
 
+def test_every_notebook_page_offers_its_source_and_its_executed_ipynb(site):
+    import nbformat
+
+    for nb in sorted((ROOT / "notebooks").glob("*.py")):
+        html = (site / "notebooks" / nb.stem / "index.html").read_text()
+        assert f'href="../{nb.name}" download' in html and f'href="../{nb.stem}.ipynb" download' in html, nb.name
+        assert (site / "notebooks" / nb.name).read_bytes() == nb.read_bytes()
+        run = nbformat.read(str(site / "notebooks" / f"{nb.stem}.ipynb"), as_version=4)
+        assert any(c.get("outputs") for c in run.cells if c.cell_type == "code"), f"{nb.stem}.ipynb has no outputs"
+
+
 def test_notebooks_run_by_nbval_are_not_executed_again(build, nbval_cached):
     """nbval (run first, see `testpaths`) caches each notebook it ran; the build renders those runs."""
     if not nbval_cached:
