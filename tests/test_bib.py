@@ -116,3 +116,14 @@ def test_bibtexparser_log_does_not_reach_the_terminal(tmp_path, capfd):
     assert out == "" and err == ""
     import logging
     assert logging.getLogger("bibtexparser").propagate and not logging.getLogger("bibtexparser").handlers
+
+
+def test_the_kept_entries_follow_the_file_and_are_new_objects(tmp_path):
+    path = tmp_path / "two.bib"
+    path.write_text("@misc{doe2020a,\n  title = {One},\n  author = {Doe, Jane},\n  year = {2020},\n"
+                    "  url = {https://example.org/one}\n}\n", encoding="utf-8")
+    a = bib.load(path)
+    a["doe2020a"]["title"] = "changed by a caller"
+    assert bib.field(bib.load(path)["doe2020a"], "title") == "One"
+    path.write_text(path.read_text(encoding="utf-8").replace("{One}", "{Other title}"), encoding="utf-8")
+    assert bib.field(bib.load(path)["doe2020a"], "title") == "Other title"

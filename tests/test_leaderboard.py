@@ -93,3 +93,14 @@ def test_snn_to_snn_runs_on_the_board_learn_from_an_snn():
     for m in registry.methods(section="distillation", kind="transform"):
         teacher = runs[m.name].recipe.steps[0].options["teacher"]
         assert teacher == ("conv-fc256-direct4" if m.family == "snn-to-snn" else "conv-ann"), m.name
+
+
+def test_the_kept_parse_follows_the_file_and_hands_out_new_rows(tmp_path):
+    store = tmp_path / "board.jsonl"
+    store.write_text(json.dumps(_row("magnitude", 0, 0.9)) + "\n")
+    first = leaderboard.read_store(store)
+    first[0]["steps"][-1]["accuracy"] = -1.0  # a caller's change, nested too, stays its own
+    assert leaderboard.read_store(store)[0]["steps"][-1]["accuracy"] == 0.9
+    with store.open("a") as f:  # an appended row (new size) is read
+        f.write(json.dumps(_row("magnitude", 1, 0.8)) + "\n")
+    assert len(leaderboard.read_store(store)) == 2

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import re
 
-import yaml
-
-from .taxonomy import Knowledge
+from .taxonomy import Knowledge, load_yaml
 
 __all__ = ["headings", "family_links"]
 
@@ -41,7 +39,7 @@ def family_links(k: Knowledge) -> dict[str, str]:
     `taxonomy.yaml`: a heading id on its section's page, or `other.md` / `other.md#id`. A family without
     an anchor, a page that does not exist or an id that is no heading of the page is an error naming the
     family and the page's headings."""
-    tree = yaml.safe_load((k.base / "taxonomy.yaml").read_text(encoding="utf-8"))
+    tree = load_yaml((k.base / "taxonomy.yaml").read_text(encoding="utf-8"))
     out = {}
     for s in tree["sections"]:
         for f in s["families"]:

@@ -206,16 +206,31 @@ def problems(path: str | Path) -> list[Problem]:
     return found if lib is None else _problems(lib, str(path))
 
 
+_LOADED: dict[Path, tuple[tuple[int, int], bytes]] = {}  # path -> ((mtime_ns, size), pickled entries)
+
+
 def load(path: str | Path) -> dict[str, Entry]:
     """Entries of a clean bib file by key; raises `BibError` listing every problem otherwise.
 
-    Text fields are decoded to Unicode; `author` and `editor` are lists of `NameParts`."""
-    lib, found = _parse(Path(path))
+    Text fields are decoded to Unicode; `author` and `editor` are lists of `NameParts`. Each call returns
+    new objects; the decoded entries are kept while the file's time and size stay the same (decoding the
+    LaTeX is most of a `mkdocs serve` rebuild's knowledge-base time otherwise)."""
+    import pickle
+
+    path = Path(path)
+    st = path.stat()
+    stamp = (st.st_mtime_ns, st.st_size)
+    cached = _LOADED.get(path.resolve())
+    if cached is not None and cached[0] == stamp:
+        return pickle.loads(cached[1])
+    lib, found = _parse(path)
     if lib is not None:
         found = _problems(lib, str(path))
     if found:
         raise BibError(found)
-    return {e.key: e for e in lib.entries}
+    entries = {e.key: e for e in lib.entries}
+    _LOADED[path.resolve()] = (stamp, pickle.dumps(entries))
+    return entries
 
 
 def cite_keys(text: str) -> list[str]:

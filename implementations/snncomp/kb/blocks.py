@@ -25,7 +25,7 @@ import yaml
 
 from . import bib, leaderboard, pages
 from .anchors import family_links
-from .taxonomy import Knowledge, Section
+from .taxonomy import Knowledge, Section, load_yaml
 
 __all__ = ["fill", "taxonomy_map", "headline", "section_closing", "project_citation", "read_citation"]
 
@@ -128,7 +128,7 @@ def read_citation(base: Path) -> dict:
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; the cite-project marker shows it")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):

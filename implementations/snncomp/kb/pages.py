@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from . import bib
-from .taxonomy import Card, Knowledge
+from .taxonomy import Card, Knowledge, load_yaml
 
 __all__ = ["taxonomy_grid", "taxonomy_page", "methods_page", "bibliography_page", "card_page", "section_table",
            "render_citations", "results_block", "before_fix_marks", "api_modules", "api_page", "notebook_title", "UnknownCitation"]
@@ -263,13 +263,11 @@ def before_fix_marks(base: Path, name: str, table: str, rows: list[dict]) -> tup
     row of the table, and `table: "*"` every table of the file, without per-row marks). Returns one mark per
     row ("" for rows measured after every fix) and the footnotes. An entry whose row is not in the table,
     or that lacks a field, is an error naming the entry, so a stale mark cannot linger."""
-    import yaml
-
     path = base / "benchmarks" / "results" / "before_fix.yaml"
     marks = [""] * len(rows)
     if not path.exists():
         return marks, []
-    entries = yaml.safe_load(path.read_text()) or []
+    entries = load_yaml(path.read_text()) or []
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected a list of entries with file, table, match and why")
     first = [str(r[next(iter(r))]) if r else "" for r in rows]

@@ -29,6 +29,14 @@ from snncomp import registry
 
 from . import bib
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's safe loader when PyYAML has it: ~10x faster
+
+
+def load_yaml(text: str):
+    """`yaml.safe_load(text)`, through libyaml when available (the cards' front matter is read at every
+    site rebuild)."""
+    return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+
 __all__ = ["root", "Family", "Section", "Card", "Knowledge", "CARD_FIELDS", "parse_card", "CardError"]
 
 CARD_FIELDS = ("key", "title", "method", "taxonomy", "year", "venue", "datasets", "reported", "code", "snncomp")
@@ -113,7 +121,7 @@ def parse_card(path: Path) -> Card:
     if not m:
         raise CardError(f"{path}: no YAML front matter between '---' lines")
     try:
-        meta = yaml.safe_load(m.group(1)) or {}
+        meta = load_yaml(m.group(1)) or {}
     except yaml.YAMLError as exc:
         raise CardError(f"{path}: front matter is not valid YAML: {exc}") from None
     missing = [f for f in CARD_FIELDS if f not in meta]
@@ -142,7 +150,7 @@ class Knowledge:
     @classmethod
     def load(cls, base: Path | None = None) -> "Knowledge":
         base = Path(base) if base else root()
-        tree = yaml.safe_load((base / "taxonomy.yaml").read_text(encoding="utf-8"))
+        tree = load_yaml((base / "taxonomy.yaml").read_text(encoding="utf-8"))
         sections = tuple(
             Section(
                 id=s["id"], title=s["title"], summary=s["summary"], page=s["page"], notebook=s.get("notebook"),
