@@ -81,12 +81,13 @@ def _start_notebooks(base: Path) -> None:
     missing = [(nb, t) for nb, t in targets.items() if not t.exists()]
     _STATE["runs"] = None
     if missing:  # runs in threads: each notebook runs in its own kernel process
-        todo = nbcache.plan(missing, base)
+        queue = nbcache.plan(missing, base)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="snncomp-notebooks")
-        if todo.baselines:
+        shared = [b for e in queue if isinstance(e, nbcache.Train) for b in e.baselines]
+        if shared:
             log.info("snncomp: training the baselines the notebooks share: %s",
-                     ", ".join(f"{n} seed {s}" for n, s in todo.baselines))
-        _STATE["runs"] = pool.submit(nbcache.execute_all, todo.notebooks, baselines=todo.baselines,
+                     ", ".join(f"{n} seed {s}" for n, s in shared))
+        _STATE["runs"] = pool.submit(nbcache.execute_all, queue,
                                      on_start=lambda nb: log.info("snncomp: executing %s", nb.name),
                                      on_done=lambda nb, run: _render(nb, targets[nb], run))
         pool.shutdown(wait=False)

@@ -162,13 +162,19 @@ def test_on_a_cold_baseline_cache_the_shared_baselines_train_first_while_the_oth
     items = [(tmp_path / n, tmp_path / n) for n in texts]
     assert [nb.name for nb, _ in nbcache.longest_first(items, tmp_path)] == ["big.py", "mid.py", "own.py", "free.py"]
     # "shared" is trained first, by one job; the notebooks that need it go after those that wait for nothing
-    todo = nbcache.plan(items, tmp_path)
-    assert todo.baselines == [("shared", 0)]
-    assert [nb.name for nb, _ in todo.notebooks] == ["own.py", "free.py", "big.py", "mid.py"]
+    def names(queue):
+        return [e.baselines if isinstance(e, nbcache.Train) else e[0].name for e in queue]
+
+    assert names(nbcache.plan(items, tmp_path)) == [(("shared", 0),), "own.py", "free.py", "big.py", "mid.py"]
+    (tmp_path / "more.py").write_text('baselines.trained("shared")\nbaselines.trained("second", 1)\n')
+    (tmp_path / "again.py").write_text('baselines.trained("second", seed=1)\n')
+    more = items + [(tmp_path / n, tmp_path / n) for n in ("more.py", "again.py")]
+    # the most needed baseline first, the other shared one after the notebooks that need neither
+    assert names(nbcache.plan(more, tmp_path)) == [(("shared", 0),), "own.py", "free.py", (("second", 1),),
+                                                    "big.py", "mid.py", "more.py", "again.py"]
     (tmp_path / "cache" / "baselines").mkdir(parents=True)
     (tmp_path / "cache" / "baselines" / "shared-seed0-0123abcd.pt").write_bytes(b"")
-    todo = nbcache.plan(items, tmp_path)
-    assert todo.baselines == [] and [nb.name for nb, _ in todo.notebooks] == ["big.py", "mid.py", "own.py", "free.py"]
+    assert names(nbcache.plan(items, tmp_path)) == ["big.py", "mid.py", "own.py", "free.py"]
 
 
 def test_a_failed_training_of_the_shared_baselines_is_reported_first(tmp_path):
@@ -176,7 +182,7 @@ def test_a_failed_training_of_the_shared_baselines_is_reported_first(tmp_path):
     nb.write_text("# %%\nprint(1)\n")
     with pytest.raises(nbcache.NotebookError, match=r"training the notebooks' baselines no-such-net:0 failed:\n"
                                                      r"(.|\n)*unknown baseline 'no-such-net'"):
-        nbcache.execute_all([(nb, tmp_path / "nb-0.ipynb")], jobs=2, baselines=[("no-such-net", 0)])
+        nbcache.execute_all([nbcache.Train((("no-such-net", 0),)), (nb, tmp_path / "nb-0.ipynb")], jobs=2)
     assert (tmp_path / "nb-0.ipynb").exists()  # the notebook itself ran
 
 

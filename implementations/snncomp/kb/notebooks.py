@@ -36,12 +36,13 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from snncomp.files import cache_folder, write_atomic
 
 __all__ = ["CACHE_DIR", "PACKAGE", "KERNEL_ENV", "dependencies", "source_hash", "cache_path", "read", "store",
-           "execute", "execute_all", "longest_first", "plan", "Plan", "prepare", "baselines_named", "default_jobs",
+           "execute", "execute_all", "longest_first", "plan", "Train", "prepare", "baselines_named", "default_jobs",
            "NotebookError"]
 
 CACHE_DIR = Path(".cache") / "notebooks"
@@ -272,22 +273,19 @@ def _baseline_cached(name: str, seed: int) -> bool:
     return any(cache_folder("baselines").glob(f"{name}-seed{seed}-*.pt"))
 
 
-class Plan:
-    """What to run: `baselines`, the `(name, seed)` baselines that more than one of the notebooks needs and
-    the cache lacks, trained first by one job (`prepare`); then `notebooks`, `(notebook, cache target)`
-    pairs, those that need none of those baselines first."""
+@dataclass(frozen=True)
+class Train:
+    """An entry of a run queue (`plan`, `execute_all`): train these `(name, seed)` baselines (`prepare`)."""
 
-    __slots__ = ("baselines", "notebooks")
-
-    def __init__(self, baselines: list[tuple[str, int]], notebooks: list[tuple[Path, Path]]):
-        self.baselines, self.notebooks = baselines, notebooks
+    baselines: tuple[tuple[str, int], ...]
 
 
-def plan(items: Iterable[tuple[Path, Path]], base: Path) -> Plan:
-    """The order to run `(notebook, cache target)` pairs in: `longest_first`, except on a cold baseline cache.
-    There the baselines several notebooks share are trained first, by one job, while the other kernels
-    run the notebooks that wait for none of them; the notebooks that need them follow. Without this, every
-    kernel but one sat blocked on the builder's lock (`baselines.trained`) while one notebook trained them."""
+def plan(items: Iterable[tuple[Path, Path]], base: Path) -> list:
+    """The queue to run `(notebook, cache target)` pairs in: `longest_first`, except on a cold baseline cache.
+    There the baseline most notebooks share is trained first (a `Train` entry) while the other kernels run
+    the notebooks that wait for none of the shared baselines; the other shared baselines train next, then
+    the notebooks that need them. Without this, every kernel but one sat blocked on the builder's lock
+    (`baselines.trained`) while one notebook trained them."""
     ordered = longest_first(items, base)
     missing = {nb: {b for b in baselines_named(nb) if not _baseline_cached(*b)} for nb, _ in ordered}
     counts: dict[tuple[str, int], int] = {}
@@ -295,8 +293,11 @@ def plan(items: Iterable[tuple[Path, Path]], base: Path) -> Plan:
         for b in need:
             counts[b] = counts.get(b, 0) + 1
     shared = sorted((b for b, n in counts.items() if n > 1), key=lambda b: (-counts[b], b))  # most needed first
+    if not shared:
+        return ordered
     free = [it for it in ordered if not missing[it[0]] & set(shared)]
-    return Plan(shared, free + [it for it in ordered if it not in free])
+    later = [Train(tuple(shared[1:]))] if len(shared) > 1 else []
+    return [Train(tuple(shared[:1])), *free, *later, *(it for it in ordered if it not in free)]
 
 
 def prepare(baselines: Iterable[tuple[str, int]]) -> None:
@@ -366,18 +367,17 @@ def execute(nb_path: Path, target: Path, timeout: int = 900):
     return nb
 
 
-def execute_all(items: Iterable[tuple[Path, Path]], jobs: int | None = None,
-                on_start: Callable[[Path], None] | None = None, *, baselines: Iterable[tuple[str, int]] = (),
+def execute_all(queue: Iterable, jobs: int | None = None, on_start: Callable[[Path], None] | None = None, *,
                 on_done: Callable[[Path, object], None] | None = None) -> dict[Path, object]:
-    """Run every `(notebook, cache target)` of `items` in their order, `jobs` kernels at a time (default
-    `default_jobs()`; order them with `plan`, which also names the `baselines` to train first, in one job
-    ahead of the notebooks); `on_done(notebook, executed)` is called in the worker thread as each
-    notebook ends. Return notebook -> executed notebook. The first failure is raised after the other runs
-    end, naming its notebook."""
-    items, baselines = list(items), list(baselines)
-    if not items:
+    """Run the `queue` in its order, `jobs` at a time (default `default_jobs()`): each entry a `(notebook,
+    cache target)` pair, run in its own kernel (`execute`), or a `Train` entry (`prepare`); order them
+    with `plan`. `on_done(notebook, executed)` is called in the worker thread as each notebook ends.
+    Return notebook -> executed notebook. The first failure is raised after the other runs end, naming its
+    notebook, or the baselines when their training failed (the notebooks that need them fail by it)."""
+    queue = list(queue)
+    if not queue:
         return {}
-    jobs = max(1, min(jobs or default_jobs(), len(items) + bool(baselines)))
+    jobs = max(1, min(jobs or default_jobs(), len(queue)))
 
     def run(item):
         if on_start:
@@ -389,20 +389,18 @@ def execute_all(items: Iterable[tuple[Path, Path]], jobs: int | None = None,
 
     out, failed = {}, []
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="snncomp-notebook") as pool:
-        first = pool.submit(prepare, baselines) if baselines else None
-        futures = {pool.submit(run, item): item[0] for item in items}
-        if first is not None:
+        futures = [(pool.submit(prepare, e.baselines), None) if isinstance(e, Train) else (pool.submit(run, e), e[0])
+                   for e in queue]
+        for fut, nb_path in futures:
             try:
-                first.result()
-            except Exception as exc:  # noqa: BLE001 - the notebooks that need them fail too, naming themselves
-                failed.append((None, exc))
-        for fut, nb_path in futures.items():
-            try:
-                out[nb_path] = fut.result()
+                result = fut.result()
             except Exception as exc:  # noqa: BLE001 - reported below with the notebook's name
                 failed.append((nb_path, exc))
+            else:
+                if nb_path is not None:
+                    out[nb_path] = result
     if failed:
-        nb_path, exc = failed[0]  # a failed training of the baselines first: the notebooks needing them failed by it
+        nb_path, exc = min(failed, key=lambda f: f[0] is not None)  # a failed training first
         raise NotebookError(f"notebook {nb_path.name} failed: {exc}" if nb_path else str(exc)) from exc
     return out
 
