@@ -131,3 +131,20 @@ def test_validate_on_an_empty_bibliography_says_so_first(capfd, tmp_path, monkey
     first = err.strip().splitlines()
     assert first[0].startswith("snncomp: 1 problem(s)") and "no bibliography entries: the file is empty" in first[1]
     assert "Parsing" not in err and "card key" not in err
+
+
+def test_baselines_trains_named_baselines_into_the_cache(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNCOMP_CACHE", str(tmp_path))
+    assert cli.main(["baselines", "digits-conv-direct4:1"]) == 0
+    assert "digits-conv-direct4 seed 1: ready in" in capsys.readouterr().out
+    assert len(list((tmp_path / "baselines").glob("digits-conv-direct4-seed1-*.pt"))) == 1
+    assert cli.main(["baselines", "digits-conv-direct4:1"]) == 0  # loaded, not trained again
+    assert len(list((tmp_path / "baselines").glob("digits-conv-direct4-seed1-*.json"))) == 1
+
+
+@pytest.mark.parametrize(("arg", "message"), [("conv-direct5", "unknown baseline 'conv-direct5' in 'conv-direct5'; "
+                                                               "closest: conv-direct4"),
+                                               ("conv-ann:x", "'conv-ann:x': the seed after ':' must be a non-negative")])
+def test_baselines_refuses_bad_names_and_seeds(capsys, arg, message):
+    assert cli.main(["baselines", arg]) == 2
+    assert message in capsys.readouterr().err
