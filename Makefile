@@ -17,8 +17,9 @@ env: $(STAMP)
 
 $(STAMP): requirements.txt requirements-peers.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) -r requirements.txt
-	$(PIP) --no-deps -r requirements-peers.txt
+	$(PIP) --no-deps -r requirements.txt  # a complete pin list: no resolver, and pip check proves it complete
+	$(BIN)/python -m pip check --disable-pip-version-check
+	$(PIP) --no-deps -r requirements-peers.txt  # test peers whose own pins (CUDA torch, ...) are not wanted
 	$(PIP) --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
