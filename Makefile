@@ -15,11 +15,13 @@ unexport PYTHONDONTWRITEBYTECODE
 
 env: $(STAMP)
 
+# requirements.txt is a complete pin list: installed without the resolver, and pip check proves it complete;
+# the test peers' own requirements (CUDA torch, ...) are not wanted
 $(STAMP): requirements.txt requirements-peers.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) --no-deps -r requirements.txt  # a complete pin list: no resolver, and pip check proves it complete
+	$(PIP) --no-deps -r requirements.txt
 	$(BIN)/python -m pip check --disable-pip-version-check
-	$(PIP) --no-deps -r requirements-peers.txt  # test peers whose own pins (CUDA torch, ...) are not wanted
+	$(PIP) --no-deps -r requirements-peers.txt
 	$(PIP) --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
