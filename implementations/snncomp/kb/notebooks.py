@@ -342,7 +342,7 @@ def _record_seconds(folder: Path, stem: str, seconds: float) -> None:
 # do not depend on the machine's core count or on who ran it, its baselines are the benchmark's (the cache
 # key holds the thread count; `snncomp bench` runs one thread per run), and two kernels share 2 cores without
 # oversubscribing them (torch's OpenMP threads spin while they wait: two kernels of two threads on 2 cores
-# made a cold build's notebooks 3 to 20 times slower than alone).
+# took a cold build's notebooks 414 s, against 175 s with one thread each, back to back on this machine).
 KERNEL_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
