@@ -37,19 +37,12 @@ class JupytextNotebook(plugin.IPyNbFile):
         """Start the kernel with `KERNEL_ENV` (one torch thread), as the site build starts its kernels, so
         a notebook's outputs and baselines are the same whichever of the two ran it."""
         import os
+        from unittest import mock
 
         from snncomp.kb import notebooks as nbcache
 
-        saved = {k: os.environ.get(k) for k in nbcache.KERNEL_ENV}
-        os.environ.update(nbcache.KERNEL_ENV)  # the kernel process inherits the environment at its start
-        try:
+        with mock.patch.dict(os.environ, nbcache.KERNEL_ENV):  # the kernel inherits the environment at its start
             super().setup()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
 
     def teardown(self):
         try:

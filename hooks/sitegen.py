@@ -255,6 +255,8 @@ def on_config(config, **kwargs):
 
 
 def on_files(files, config, **kwargs):
+    from mkdocs.structure.files import File
+
     k: Knowledge = _STATE["k"]
     base: Path = _STATE["base"]
     gen = {"taxonomy.md": pages.taxonomy_page(k), "methods.md": pages.methods_page(k),
@@ -273,8 +275,6 @@ def on_files(files, config, **kwargs):
             lambda metric=metric, label=label: leaderboard.pareto_svg(summary, metric, label))
     for uri, content in gen.items():
         files.append(_generated(config, uri, content))
-    from mkdocs.structure.files import File
-
     for nb, target in _STATE["notebooks"].items():  # the downloads each notebook page offers
         files.append(File.generated(config, f"notebooks/{nb.name}", abs_src_path=str(nb)))
         files.append(File.generated(config, f"notebooks/{nb.stem}.ipynb", abs_src_path=str(target)))

@@ -142,7 +142,7 @@ def test_baselines_trains_named_baselines_into_the_cache(capsys, tmp_path, monke
     assert len(list((tmp_path / "baselines").glob("digits-conv-direct4-seed1-*.json"))) == 1
 
 
-@pytest.mark.parametrize(("arg", "message"), [("conv-direct5", "unknown baseline 'conv-direct5' in 'conv-direct5'; "
+@pytest.mark.parametrize(("arg", "message"), [("conv-direct5", "'conv-direct5': unknown baseline 'conv-direct5'; "
                                                                "closest: conv-direct4"),
                                                ("conv-ann:x", "'conv-ann:x': the seed after ':' must be a non-negative")])
 def test_baselines_refuses_bad_names_and_seeds(capsys, arg, message):

@@ -4,7 +4,8 @@ files live.
 One writer serves the command line (exports), the benchmarks (result files) and the caches (trained
 weights, event frames): it writes to a temporary file in the target's folder and renames it over the
 target in one step, so readers see either the old file or the complete new one. `cache_folder(name)`
-is the one place that decides where a cache lives.
+is the one place that decides where a cache lives; `parsed(path, parse)` keeps what a reader made of a
+file until the file changes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-__all__ = ["write_atomic", "cache_folder"]
+__all__ = ["write_atomic", "cache_folder", "parsed"]
 
 
 def write_atomic(path: str | Path, content: str | bytes | Callable[[IO[bytes]], None], mode: int = 0o644) -> Path:
@@ -53,3 +54,20 @@ def cache_folder(name: str) -> Path:
     if (root / "pyproject.toml").exists():
         return root / ".cache" / name
     return Path.home() / ".cache" / "snncomp" / name
+
+
+_PARSED: dict[tuple[str, Path], tuple[tuple[int, int], object]] = {}
+
+
+def parsed(path: str | Path, parse: Callable[[Path], object]):
+    """`parse(path)`, kept while the file's modification time and size stay the same (a long-lived process
+    such as `mkdocs serve` reads the same files at every rebuild). The result is shared between calls:
+    callers hand out copies when theirs may be changed. `parse` is a named function (it keys the memo)."""
+    path = Path(path).resolve()
+    st = path.stat()
+    stamp = (st.st_mtime_ns, st.st_size)
+    key = (f"{parse.__module__}.{parse.__qualname__}", path)
+    hit = _PARSED.get(key)
+    if hit is None or hit[0] != stamp:
+        hit = _PARSED[key] = (stamp, parse(path))
+    return hit[1]

@@ -13,6 +13,7 @@ Citations anywhere in the project (pages, cards, docstrings) are written `[@key]
 from __future__ import annotations
 
 import logging
+import pickle
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ from bibtexparser.middlewares import LatexDecodingMiddleware, SeparateCoAuthors,
 from bibtexparser.middlewares.names import NameParts
 from bibtexparser.model import (DuplicateBlockKeyBlock, Entry, Field, MiddlewareErrorBlock,
                                 ParsingFailedBlock)
+
+from snncomp.files import parsed
 
 __all__ = ["Problem", "BibError", "REQUIRED", "VERBATIM", "problems", "load", "cite_keys", "CITE_RE", "field",
            "people", "authors", "short_cite", "venue", "format_text", "to_bibtex", "latex_to_text"]
@@ -206,31 +209,22 @@ def problems(path: str | Path) -> list[Problem]:
     return found if lib is None else _problems(lib, str(path))
 
 
-_LOADED: dict[Path, tuple[tuple[int, int], bytes]] = {}  # path -> ((mtime_ns, size), pickled entries)
-
-
 def load(path: str | Path) -> dict[str, Entry]:
     """Entries of a clean bib file by key; raises `BibError` listing every problem otherwise.
 
     Text fields are decoded to Unicode; `author` and `editor` are lists of `NameParts`. Each call returns
-    new objects; the decoded entries are kept while the file's time and size stay the same (decoding the
+    new objects; the decoded entries are kept while the file is unchanged (`files.parsed`: decoding the
     LaTeX is most of a `mkdocs serve` rebuild's knowledge-base time otherwise)."""
-    import pickle
+    return pickle.loads(parsed(path, _pickled_entries))
 
-    path = Path(path)
-    st = path.stat()
-    stamp = (st.st_mtime_ns, st.st_size)
-    cached = _LOADED.get(path.resolve())
-    if cached is not None and cached[0] == stamp:
-        return pickle.loads(cached[1])
+
+def _pickled_entries(path: Path) -> bytes:
     lib, found = _parse(path)
     if lib is not None:
         found = _problems(lib, str(path))
     if found:
         raise BibError(found)
-    entries = {e.key: e for e in lib.entries}
-    _LOADED[path.resolve()] = (stamp, pickle.dumps(entries))
-    return entries
+    return pickle.dumps({e.key: e for e in lib.entries})
 
 
 def cite_keys(text: str) -> list[str]:

@@ -129,6 +129,14 @@ def _cell(report: dict, key: str, fmt: str) -> str:
     return fmt.format(100 * value if key == "accuracy" else value)
 
 
+def _unknown_baseline(name: str, known) -> str:
+    """The message for a baseline name that is not one of `known`, with the closest names (or all)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.3)
+    return f"unknown baseline {name!r}; " + (f"closest: {', '.join(close)}" if close else f"known: {', '.join(known)}")
+
+
 def _compress(args) -> int:
     """Apply a recipe to a trained baseline (or to the model of a NIR file, on the baseline's data), printing
     every step's measurements as they come; save the result as `.pt` or as NIR."""
@@ -146,10 +154,7 @@ def _compress(args) -> int:
         if name is None:
             return _fail(f"{recipe.source}: the recipe names no baseline; give --baseline NAME")
         if name not in baselines.BASELINES:
-            import difflib
-
-            close = difflib.get_close_matches(name, list(baselines.BASELINES), n=3, cutoff=0.3)
-            return _fail(f"unknown baseline {name!r}; closest: {', '.join(close)}")
+            return _fail(_unknown_baseline(name, baselines.BASELINES))
         if args.baseline:
             recipe = dataclasses.replace(recipe, baseline=name, data=None)
         recipes.validate(recipe)
@@ -315,11 +320,7 @@ def _baselines(args) -> int:
     for item in args.baselines:
         name, _, seed = item.partition(":")
         if name not in baselines.BASELINES:
-            import difflib
-
-            close = difflib.get_close_matches(name, list(baselines.BASELINES), n=3, cutoff=0.3)
-            return _fail(f"unknown baseline {name!r} in {item!r}; "
-                         + (f"closest: {', '.join(close)}" if close else f"known: {', '.join(baselines.BASELINES)}"))
+            return _fail(f"{item!r}: " + _unknown_baseline(name, baselines.BASELINES))
         if seed and not seed.isdigit():
             return _fail(f"{item!r}: the seed after ':' must be a non-negative integer")
         wanted.append((name, int(seed or 0)))

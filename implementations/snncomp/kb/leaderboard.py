@@ -20,39 +20,35 @@ import math
 import statistics
 from pathlib import Path
 
+from snncomp.files import parsed
+
 __all__ = ["read_store", "summarise", "targets", "board_page", "pareto_svg", "STORE"]
 
 STORE = Path("benchmarks") / "results" / "board.jsonl"  # relative to the repository root
 
 
-_PARSED: dict[Path, tuple[tuple[int, int], list[dict]]] = {}  # path -> ((mtime_ns, size), rows), for `read_store`
-
-
 def read_store(path: Path) -> list[dict]:
     """The rows of the store at `path`, the last one of each key (a resumed or retried run replaces its
     earlier row); a missing file gives no rows. A line that is not JSON is an error naming the line.
-    The parse is kept while the file's time and size stay the same (a site build reads the store about
-    ten times, each `mkdocs serve` rebuild again): each call returns a new list of new row dicts, whose
-    nested values (`steps`, ...) are shared between calls and must be treated as read-only."""
-    path = Path(path)
-    try:
-        st = path.stat()
-    except FileNotFoundError:
+    The parse is kept while the file is unchanged (`files.parsed`: a site build reads the store about ten
+    times, each `mkdocs serve` rebuild again): each call returns a new list of new row dicts, whose nested
+    values (`steps`, ...) are shared between calls and must be treated as read-only."""
+    if not Path(path).exists():
         return []
-    stamp = (st.st_mtime_ns, st.st_size)
-    cached = _PARSED.get(path.resolve())
-    if cached is None or cached[0] != stamp:
-        rows: dict[str, dict] = {}
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{n}: not a JSON row ({exc.msg})") from None
-            rows[row["key"]] = row
-        cached = _PARSED[path.resolve()] = (stamp, list(rows.values()))
-    return [dict(r) for r in cached[1]]
+    return [dict(r) for r in parsed(path, _store_rows)]
+
+
+def _store_rows(path: Path) -> list[dict]:
+    rows: dict[str, dict] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{n}: not a JSON row ({exc.msg})") from None
+        rows[row["key"]] = row
+    return list(rows.values())
 
 
 def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:

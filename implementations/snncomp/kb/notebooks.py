@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -288,10 +289,7 @@ def plan(items: Iterable[tuple[Path, Path]], base: Path) -> list:
     (`baselines.trained`) while one notebook trained them."""
     ordered = longest_first(items, base)
     missing = {nb: {b for b in baselines_named(nb) if not _baseline_cached(*b)} for nb, _ in ordered}
-    counts: dict[tuple[str, int], int] = {}
-    for need in missing.values():
-        for b in need:
-            counts[b] = counts.get(b, 0) + 1
+    counts = Counter(b for need in missing.values() for b in need)
     shared = sorted((b for b, n in counts.items() if n > 1), key=lambda b: (-counts[b], b))  # most needed first
     if not shared:
         return ordered
@@ -309,7 +307,7 @@ def prepare(baselines: Iterable[tuple[str, int]]) -> None:
     names = [f"{name}:{seed}" for name, seed in baselines]
     if not names:
         return
-    cmd = [sys.executable, "-c", "import sys; from snncomp.kb.cli import main; sys.exit(main())", "baselines", *names]
+    cmd = [sys.executable, "-m", "snncomp.kb.cli", "baselines", *names]
     done = subprocess.run(cmd, env={**os.environ, **KERNEL_ENV}, capture_output=True, text=True, check=False)
     if done.returncode:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
